@@ -1,0 +1,92 @@
+package store
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Modes of everything the store creates. They are set explicitly with chmod,
+// whatever the process umask, so that members of the store directory's group
+// can share it; the setgid bit makes new entries inherit that group.
+const (
+	dirPerm  = 0o770 | fs.ModeSetgid
+	filePerm = 0o660
+)
+
+// mkdirShared creates dir and any missing parents below root with dirPerm.
+// A parent directory is fsynced after a child is created in it, so that a
+// new directory survives a crash along with the files renamed into it.
+func mkdirShared(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: errors.New("not a directory")}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirShared(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another process made it first
+		}
+		return err
+	}
+	if err := os.Chmod(dir, dirPerm); err != nil {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// syncDir fsyncs a directory so that renames and creations in it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
+
+// openShared opens path for reading, creating it with filePerm if missing.
+func openShared(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err == nil {
+		if err := f.Chmod(filePerm); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return os.Open(path)
+}
+
+// publish moves the finished, fsynced temp file tmp to dst atomically and
+// makes the rename durable. An existing dst is replaced: the store is
+// content-addressed, so it held the same bytes.
+func publish(tmp, dst string) error {
+	dir := filepath.Dir(dst)
+	if err := mkdirShared(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}

@@ -1,0 +1,233 @@
+package store
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"crypto/sha512"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+
+	"github.com/appc/spec/schema"
+	"github.com/klauspost/compress/gzip"
+	"github.com/ulikunitz/xz"
+)
+
+// The WriteACI pipeline reads its input once: detect the format by its magic
+// bytes, decompress in-process, and feed the uncompressed tar at the same
+// time to SHA-512 (the key), to a locked temp file in tmp/ (the blob to be)
+// and to a tar reader that finds and validates the manifest and checks that
+// the archive is complete. Nothing is published until all of it succeeded.
+
+const (
+	// maxManifestSize bounds the manifest read into memory.
+	maxManifestSize = 1 << 20
+	copyBufferSize  = 1 << 20
+)
+
+var (
+	magicGzip  = []byte{0x1f, 0x8b}
+	magicBzip2 = []byte("BZh")
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+)
+
+// ingested is an image read to its end and kept in a fsynced temp file.
+type ingested struct {
+	file     *ingestFile
+	key      string
+	size     int64
+	manifest *schema.ImageManifest
+}
+
+func invalidImage(err error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %v", ErrInvalidImage, fmt.Sprintf(format, args...), err)
+}
+
+// decompressor returns a reader of the uncompressed tar in r.
+func decompressor(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, copyBufferSize)
+	magic, err := br.Peek(len(magicXz))
+	if len(magic) == 0 {
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil, nil, fmt.Errorf("%w: empty input", ErrInvalidImage)
+		}
+		return nil, nil, wrap(err, "read image")
+	}
+	switch {
+	case bytes.HasPrefix(magic, magicGzip):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, invalidImage(err, "gzip")
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, magicBzip2):
+		return bzip2.NewReader(br), func() {}, nil
+	case bytes.HasPrefix(magic, magicXz):
+		zr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, nil, invalidImage(err, "xz")
+		}
+		return zr, func() {}, nil
+	}
+	return br, func() {}, nil
+}
+
+// countingReader counts the bytes the tar reader consumes.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// hashingWriter writes to the temp file and the hash, counting bytes.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (t *hashingWriter) Write(p []byte) (int, error) {
+	t.h.Write(p) // never fails
+	n, err := t.w.Write(p)
+	t.n += int64(n)
+	return n, err
+}
+
+// ingest reads an image from r into a new temp file. On success the file is
+// fsynced and still open (and locked); the caller publishes or releases it.
+func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil reader", ErrInvalidArgument)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, wrap(err, "seek to start of image")
+	}
+	dr, closeDR, err := decompressor(r)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDR()
+
+	f, err := s.createIngestFile()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.release()
+		}
+	}()
+
+	fw := bufio.NewWriterSize(f, copyBufferSize)
+	hw := &hashingWriter{w: fw, h: sha512.New()}
+	tee := bufio.NewReaderSize(io.TeeReader(dr, hw), copyBufferSize)
+	im, err := readManifest(tee)
+	if err != nil {
+		return nil, err
+	}
+	// The tar reader stops at the end-of-archive marker; the rest (record
+	// padding) is part of the image too, and draining it checks a
+	// compressed stream's trailer.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return nil, invalidImage(err, "read image")
+	}
+	if err := fw.Flush(); err != nil {
+		return nil, wrap(err, "write image")
+	}
+	if err := f.Sync(); err != nil {
+		return nil, wrap(err, "sync image")
+	}
+	return &ingested{file: f, key: sumToKey(hw.h.Sum(nil)), size: hw.n, manifest: im}, nil
+}
+
+// readManifest reads a tar to its end-of-archive marker and returns its
+// validated manifest. A tar that ends before its marker (cut off at an
+// entry boundary) is refused, like one cut inside an entry.
+func readManifest(r io.Reader) (*schema.ImageManifest, error) {
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
+	var (
+		im      *schema.ImageManifest
+		dataEnd int64 // where the last entry's data (padded) ends
+	)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, invalidImage(err, "read tar")
+		}
+		dataEnd = cr.n + (hdr.Size+511)/512*512
+		if hdr.Typeflag == tar.TypeGNUSparse {
+			dataEnd = cr.n // stored size differs from hdr.Size: no check
+		}
+		if path.Clean(hdr.Name) != "manifest" {
+			continue
+		}
+		if im != nil {
+			return nil, fmt.Errorf("%w: more than one manifest", ErrInvalidImage)
+		}
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			return nil, fmt.Errorf("%w: manifest is not a regular file", ErrInvalidImage)
+		}
+		if hdr.Size > maxManifestSize {
+			return nil, fmt.Errorf("%w: manifest is %d bytes, more than the limit of %d", ErrInvalidImage, hdr.Size, maxManifestSize)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, maxManifestSize+1))
+		if err != nil {
+			return nil, invalidImage(err, "read manifest")
+		}
+		if im, err = parseManifest(data); err != nil {
+			return nil, err
+		}
+	}
+	if cr.n < dataEnd+512 {
+		return nil, fmt.Errorf("%w: read tar: %v (no end-of-archive marker)", ErrInvalidImage, io.ErrUnexpectedEOF)
+	}
+	if im == nil {
+		return nil, fmt.Errorf("%w: missing manifest", ErrInvalidImage)
+	}
+	return im, nil
+}
+
+// parseManifest decodes and validates (appc schema) a manifest.
+func parseManifest(data []byte) (*schema.ImageManifest, error) {
+	var im schema.ImageManifest
+	if err := json.Unmarshal(data, &im); err != nil {
+		return nil, invalidImage(err, "manifest")
+	}
+	return &im, nil
+}
+
+// writeFileAtomic writes data to path through one of the store's temp
+// files: write, fsync, rename, fsync directory. A reader sees the old
+// content or the new, never a part.
+func (s *Store) writeFileAtomic(path string, data []byte) error {
+	f, err := s.createIngestFile()
+	if err != nil {
+		return err
+	}
+	defer f.release()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := publish(f.Name(), path); err != nil {
+		return err
+	}
+	f.done = true
+	return nil
+}

@@ -1,0 +1,520 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/peterbourgon/diskv"
+)
+
+// Store encapsulates a content-addressable-storage for storing ACIs on disk.
+//
+// A Store is safe for use by many goroutines, and many processes may open
+// the same directory at once.
+type Store struct {
+	dir       string
+	blobs     *diskv.Diskv // uncompressed image tars
+	manifests *diskv.Diskv // image manifest JSON
+	db        *db
+	storeLock *storeLock
+	lockDir   string
+	tmpDir    string
+	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
+}
+
+// NewStore opens the store in dir, creating it (and dir) if needed. Several
+// Stores, in one process or many, may be open on the same directory.
+//
+// The database schema is migrated when it is older than this code: the
+// store lock is then taken exclusively (waiting up to 30 s for other users)
+// and the database is backed up into db-backups/ first.
+func NewStore(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, wrap(err, "open store")
+	}
+	s := &Store{
+		dir:     dir,
+		lockDir: filepath.Join(dir, "imagelocks"),
+		tmpDir:  filepath.Join(dir, "tmp"),
+		closed:  new(atomic.Bool),
+	}
+	for _, d := range []string{dir, s.lockDir, s.tmpDir, filepath.Join(dir, "db"),
+		filepath.Join(dir, "blob"), filepath.Join(dir, "imageManifest")} {
+		if err := mkdirShared(d); err != nil {
+			return nil, wrap(err, "create store directory")
+		}
+	}
+	s.blobs = newDiskv(filepath.Join(dir, "blob"))
+	s.manifests = newDiskv(filepath.Join(dir, "imageManifest"))
+
+	if s.storeLock, err = lockStore(dir); err != nil {
+		return nil, err
+	}
+	if s.db, err = openDB(dbPath(dir)); err != nil {
+		s.storeLock.close()
+		return nil, wrap(err, "open store %s", dir)
+	}
+	if err := s.openSchema(); err != nil {
+		s.db.close()
+		s.storeLock.close()
+		return nil, wrap(err, "open store %s", dir)
+	}
+	return s, nil
+}
+
+func newDiskv(base string) *diskv.Diskv {
+	return diskv.New(diskv.Options{
+		BasePath:  base,
+		Transform: shardPath,
+		PathPerm:  dirPerm,
+		FilePerm:  filePerm,
+	})
+}
+
+// Close closes a Store opened with NewStore(), releasing its database and
+// its lock on the store directory. Calling it again does nothing.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return errors.Join(s.db.close(), s.storeLock.close())
+}
+
+func (s *Store) live() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Do runs fns in one write transaction, in order, so that the *sql.Tx
+// helpers of this package (WriteACIInfo, WriteRemote, …) can be combined
+// atomically. If any fn returns an error (or panics) the transaction is
+// rolled back and that error returned; otherwise it commits.
+//
+// A fn must not call methods of the Store: the write connection is held
+// for the length of the transaction.
+func (s *Store) Do(fns ...func(*sql.Tx) error) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	return s.db.do(fns...)
+}
+
+func (s *Store) blobPath(key string) string     { return keyPath(s.blobs, key) }
+func (s *Store) manifestPath(key string) string { return keyPath(s.manifests, key) }
+
+// keyPath is where diskv keeps key: base/sha512/ab/sha512-ab….
+func keyPath(ds *diskv.Diskv, key string) string {
+	return filepath.Join(ds.BasePath, filepath.Join(shardPath(key)...), key)
+}
+
+// UpdateTreeStoreSize records the size of the image's rendered tree.
+//
+// TODO(sgotti) remove this when the treestore will save its images' sizes by itself
+func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkFullKey(key); err != nil {
+		return err
+	}
+	if newSize < 0 {
+		return fmt.Errorf("%w: negative tree store size %d", ErrInvalidArgument, newSize)
+	}
+	return s.db.do(func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE aciinfo SET treestoresize = ? WHERE blobkey = ?`, newSize, key)
+		if err != nil {
+			return wrap(err, "update tree store size of %s", key)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("update tree store size of %s: %w", key, ErrKeyNotFound)
+		}
+		return nil
+	})
+}
+
+// ResolveKey resolves a partial key (of format `sha512-0c45e8c0ab2`) to a
+// full key by considering the key a prefix and using the store for
+// resolution. If the key is longer than the full key length, it is first
+// truncated.
+//
+// Its errors are ErrWrongKeyPrefix ("wrong key prefix"), ErrKeyTooShort
+// ("image ID too short"), ErrInvalidKey (not lowercase hex),
+// ErrAmbiguousKey ("ambiguous image ID: <prefix>") and ErrKeyNotFound.
+func (s *Store) ResolveKey(key string) (string, error) {
+	if err := s.live(); err != nil {
+		return "", err
+	}
+	key, err := checkKey(key)
+	if err != nil {
+		return "", err
+	}
+	if len(key) == lenKey {
+		// A full key needs no range: one indexed point lookup.
+		_, found, err := aciinfoWithBlobKey(s.db.r, key)
+		if err != nil {
+			return "", wrap(err, "resolve key")
+		}
+		if !found {
+			return "", ErrKeyNotFound
+		}
+		return key, nil
+	}
+	ais, err := aciinfosWithKeyPrefix(s.db.r, key, 2)
+	if err != nil {
+		return "", wrap(err, "resolve key")
+	}
+	switch len(ais) {
+	case 0:
+		return "", ErrKeyNotFound
+	case 1:
+		return ais[0].BlobKey, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrAmbiguousKey, key)
+}
+
+// ResolveName resolves an image name to a list of full keys and using the
+// store for resolution. found is false when no image has that name.
+func (s *Store) ResolveName(name string) ([]string, bool, error) {
+	if err := s.live(); err != nil {
+		return nil, false, err
+	}
+	ais, err := aciinfosWithName(s.db.r, name)
+	if err != nil {
+		return nil, false, wrap(err, "resolve name %q", name)
+	}
+	keys := make([]string, len(ais))
+	for i, ai := range ais {
+		keys[i] = ai.BlobKey
+	}
+	return keys, len(keys) > 0, nil
+}
+
+// ReadStream returns the uncompressed image tar of key (a full key or an
+// unambiguous prefix) and records the image as used now. The caller closes
+// it. The stream stays readable even if the image is removed meanwhile.
+func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
+	key, err := s.ResolveKey(key)
+	if err != nil {
+		return nil, wrap(err, "read image")
+	}
+	kl, err := lockKey(s.lockDir, key, false)
+	if err != nil {
+		return nil, wrap(err, "read image")
+	}
+	defer kl.unlock()
+
+	f, err := os.Open(s.blobPath(key))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read image %s: blob missing: %w", key, ErrKeyNotFound)
+		}
+		return nil, wrap(err, "read image %s", key)
+	}
+	err = s.db.do(func(tx *sql.Tx) error {
+		now := time.Now()
+		res, err := tx.Exec(`UPDATE aciinfo SET lastused = ? WHERE blobkey = ?`, dbTime{&now}, key)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrKeyNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		f.Close()
+		return nil, wrap(err, "read image %s", key)
+	}
+	return f, nil
+}
+
+// WriteACI takes an ACI encapsulated in an io.Reader, decompresses it if
+// necessary, and then stores it in the store under a key based on the image
+// ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks the ACI
+// as the latest, for example an ACI discovered without asking for a
+// specific version (latest pattern).
+//
+// The input may be a tar, or a tar compressed with gzip, bzip2 or xz
+// (detected by content, read from the start). It is read once, to its end:
+// a truncated or corrupt archive, or one without a valid manifest, is
+// refused with ErrInvalidImage and leaves nothing behind. Writing an image
+// that is already stored is harmless: its import time, last use and latest
+// flag are updated.
+//
+// The image is durable when WriteACI returns: the tar and the manifest are
+// fsynced and renamed into place before the database row that makes them
+// visible commits.
+func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error) {
+	if err := s.live(); err != nil {
+		return "", err
+	}
+	in, err := s.ingest(r)
+	if err != nil {
+		return "", wrap(err, "write image")
+	}
+	defer in.file.release()
+	key := in.key
+
+	imj, err := json.Marshal(in.manifest)
+	if err != nil {
+		return "", wrap(err, "write image %s: encode manifest", key)
+	}
+
+	kl, err := lockKey(s.lockDir, key, true)
+	if err != nil {
+		return "", wrap(err, "write image")
+	}
+	defer kl.unlock()
+
+	if err := publish(in.file.Name(), s.blobPath(key)); err != nil {
+		return "", wrap(err, "write image %s: publish blob", key)
+	}
+	in.file.done = true
+	if err := s.writeFileAtomic(s.manifestPath(key), imj); err != nil {
+		return "", wrap(err, "write image %s: publish manifest", key)
+	}
+	now := time.Now()
+	err = s.db.do(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO aciinfo (`+aciinfoColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0)
+			ON CONFLICT (blobkey) DO UPDATE SET name = excluded.name, importtime = excluded.importtime,
+				lastused = excluded.lastused, latest = excluded.latest, size = excluded.size`,
+			key, in.manifest.Name.String(), dbTime{&now}, dbTime{&now}, fetchInfo.Latest, in.size)
+		if err != nil {
+			return err
+		}
+		return writeLabels(tx, key, in.manifest.Labels)
+	})
+	if err != nil {
+		return "", wrap(err, "write image %s: record", key)
+	}
+	return key, nil
+}
+
+// RemoveACI removes the ACI with the given key (a full key or an
+// unambiguous prefix). It firstly removes the aci infos and the remotes
+// pointing at it inside the db, in one transaction, then it tries to remove
+// the non transactional data. If some error occurs removing some non
+// transactional data a *StoreRemovalError is returned; the image is gone
+// all the same and GC removes what was left.
+func (s *Store) RemoveACI(key string) error {
+	key, err := s.ResolveKey(key)
+	if err != nil {
+		return wrap(err, "remove image")
+	}
+	kl, err := lockKey(s.lockDir, key, true)
+	if err != nil {
+		return wrap(err, "remove image")
+	}
+	defer kl.unlock()
+
+	err = s.db.do(func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM aciinfo WHERE blobkey = ?`, key)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrKeyNotFound // removed by someone else meanwhile
+		}
+		return RemoveRemote(tx, key)
+	})
+	if err != nil {
+		return wrap(err, "remove image %s", key)
+	}
+
+	var errs []error
+	for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return &StoreRemovalError{errors: errs}
+	}
+	return nil
+}
+
+// GetImageManifestJSON gets the ImageManifest JSON bytes with the specified
+// key (a full key or an unambiguous prefix).
+func (s *Store) GetImageManifestJSON(key string) ([]byte, error) {
+	key, err := s.ResolveKey(key)
+	if err != nil {
+		return nil, wrap(err, "read manifest")
+	}
+	kl, err := lockKey(s.lockDir, key, false)
+	if err != nil {
+		return nil, wrap(err, "read manifest")
+	}
+	defer kl.unlock()
+	imj, err := s.manifests.Read(key)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read manifest %s: file missing: %w", key, ErrKeyNotFound)
+		}
+		return nil, wrap(err, "read manifest %s", key)
+	}
+	return imj, nil
+}
+
+// GetImageManifest gets the ImageManifest with the specified key.
+func (s *Store) GetImageManifest(key string) (*schema.ImageManifest, error) {
+	imj, err := s.GetImageManifestJSON(key)
+	if err != nil {
+		return nil, err
+	}
+	im, err := parseManifest(imj)
+	if err != nil {
+		return nil, wrap(err, "read manifest %s", key)
+	}
+	return im, nil
+}
+
+// GetACI retrieves the ACI that best matches the provided app name and
+// labels. The returned value is the blob store key of the retrieved ACI.
+// If there are multiple matching ACIs choose the latest one (defined as the
+// last one imported in the store). If no version label is requested, ACIs
+// marked as latest in the ACIInfo are preferred. When none matches, the
+// error is an ACINotFoundError.
+func (s *Store) GetACI(name types.ACIdentifier, labels types.Labels) (string, error) {
+	if err := s.live(); err != nil {
+		return "", err
+	}
+	key, err := bestMatch(s.db.r, name.String(), labels)
+	if err != nil {
+		return "", err
+	}
+	if key == "" {
+		return "", ACINotFoundError{name: name, labels: labels}
+	}
+	return key, nil
+}
+
+// GetRemote tries to retrieve a remote with the given ACIURL. If remote
+// doesn't exist, it returns ErrRemoteNotFound error.
+func (s *Store) GetRemote(aciURL string) (*Remote, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	return getRemote(s.db.r, aciURL)
+}
+
+// WriteRemote adds or updates the provided Remote.
+func (s *Store) WriteRemote(remote *Remote) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkRemote(remote); err != nil {
+		return err
+	}
+	return s.db.do(func(tx *sql.Tx) error { return WriteRemote(tx, remote) })
+}
+
+// GetAllRemotes returns every remote, ordered by ACI URL.
+func (s *Store) GetAllRemotes() ([]*Remote, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	return allRemotes(s.db.r)
+}
+
+// GetAllACIInfos returns every ACIInfo, sorted by sortfields (column names,
+// see the GetAllACIInfos function) in ascending or descending order.
+func (s *Store) GetAllACIInfos(sortfields []string, ascending bool) ([]*ACIInfo, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	return allACIInfos(s.db.r, sortfields, ascending)
+}
+
+// GetACIInfoWithBlobKey returns the ACIInfo of a full key; an unknown key is
+// an error that matches ErrKeyNotFound.
+func (s *Store) GetACIInfoWithBlobKey(blobKey string) (*ACIInfo, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	if err := checkFullKey(blobKey); err != nil {
+		return nil, err
+	}
+	ai, found, err := aciinfoWithBlobKey(s.db.r, blobKey)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("ACI info not found with blob key %q: %w", blobKey, ErrKeyNotFound)
+	}
+	return ai, nil
+}
+
+// HasFullKey returns whether the image with the given key exists in the
+// store. Anything that is not a full key (including malformed input, on
+// which rkt panicked) returns false. The database row is what makes an image
+// exist: it commits after the files are in place.
+func (s *Store) HasFullKey(key string) bool {
+	if s.live() != nil || checkFullKey(key) != nil {
+		return false
+	}
+	_, found, err := aciinfoWithBlobKey(s.db.r, key)
+	return err == nil && found
+}
+
+// HashToKey takes a hash.Hash (which currently _MUST_ represent a full
+// SHA512), calculates its sum, and returns a string which should be used as
+// the key to store the data matching the hash. For any other hash it returns
+// "" (rkt panicked), which no method accepts as a key.
+func (s *Store) HashToKey(h hash.Hash) string {
+	return hashToKey(h)
+}
+
+// Dump prints, for the blob and the manifest stores, each key with the
+// start of its value (128 bytes, in hex if hex is true), then a count. It is
+// a debugging aid that writes to standard output.
+func (s *Store) Dump(hex bool) {
+	for _, ds := range []*diskv.Diskv{s.blobs, s.manifests} {
+		count := 0
+		for key := range ds.Keys(nil) {
+			var out string
+			val, err := readHead(keyPath(ds, key), 128)
+			switch {
+			case err != nil:
+				out = "error: " + err.Error()
+			case hex:
+				out = fmt.Sprintf("%x", val)
+			default:
+				out = string(val)
+			}
+			fmt.Printf("%s/%s: %s\n", ds.BasePath, key, out)
+			count++
+		}
+		fmt.Printf("%d total image ID(s)\n", count)
+	}
+}
+
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	m, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:m], nil
+}

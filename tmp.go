@@ -1,0 +1,151 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// tmpIngestPrefix names the store's own temp files in tmp/: images being
+// ingested and manifests being written. Each is locked (flock) by its writer
+// while it lives, so recovery can tell a live writer's file from one that a
+// crash left behind. Callers' names may not start with it.
+const tmpIngestPrefix = ".ingest-"
+
+// TmpDir creates and returns dir local to the same filesystem as the Store,
+// or any error encountered.
+//
+// TODO(sgotti), unexport this and provide other functions for external users
+func (s *Store) TmpDir() (string, error) {
+	if err := s.live(); err != nil {
+		return "", err
+	}
+	if err := mkdirShared(s.tmpDir); err != nil {
+		return "", wrap(err, "create temp directory")
+	}
+	return s.tmpDir, nil
+}
+
+// TmpFile returns an *os.File local to the same filesystem as the Store, or
+// any error encountered. The caller removes it when done.
+//
+// TODO(sgotti), unexport this and provide other functions for external users
+func (s *Store) TmpFile() (*os.File, error) {
+	dir, err := s.TmpDir()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "")
+	if err != nil {
+		return nil, wrap(err, "create temp file")
+	}
+	if err := f.Chmod(filePerm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, wrap(err, "create temp file")
+	}
+	return f, nil
+}
+
+// TmpNamedFile returns an *os.File with the specified name local to the same
+// filesystem as the Store, or any error encountered. If the file already
+// exists it will return the existing file in read/write mode with the cursor
+// at the end of the file, so that a fetcher can resume a download. The store
+// never removes these files on its own.
+//
+// name must be a plain file name: not empty, no path separator, not "." or
+// "..", and not starting with ".ingest-".
+//
+// TODO(sgotti), unexport this and provide other functions for external users
+func (s Store) TmpNamedFile(name string) (*os.File, error) {
+	if err := checkTmpName(name); err != nil {
+		return nil, err
+	}
+	dir, err := s.TmpDir()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
+	switch {
+	case err == nil:
+		if err := f.Chmod(filePerm); err != nil {
+			f.Close()
+			return nil, wrap(err, "create temp file %q", name)
+		}
+		return f, nil
+	case errors.Is(err, fs.ErrExist):
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, wrap(err, "open temp file %q", name)
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("%w: temp file %q is not a regular file", ErrInvalidArgument, name)
+		}
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, wrap(err, "open temp file %q", name)
+		}
+		return f, nil
+	default:
+		return nil, wrap(err, "create temp file %q", name)
+	}
+}
+
+func checkTmpName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..":
+		return fmt.Errorf("%w: temp file name %q", ErrInvalidArgument, name)
+	case strings.ContainsAny(name, `/\`+"\x00"):
+		return fmt.Errorf("%w: temp file name %q has a path separator", ErrInvalidArgument, name)
+	case strings.HasPrefix(name, tmpIngestPrefix):
+		return fmt.Errorf("%w: temp file names starting with %q are the store's own", ErrInvalidArgument, tmpIngestPrefix)
+	case len(name) > 255:
+		return fmt.Errorf("%w: temp file name longer than 255 bytes", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// ingestFile is one of the store's own temp files, locked while it is
+// written so that recovery leaves it alone.
+type ingestFile struct {
+	*os.File
+	done bool // renamed into place: nothing to remove
+}
+
+func (s *Store) createIngestFile() (*ingestFile, error) {
+	f, err := os.CreateTemp(s.tmpDir, tmpIngestPrefix+"*")
+	if err != nil {
+		return nil, wrap(err, "create ingest file")
+	}
+	if err := f.Chmod(filePerm); err == nil {
+		if ok, lerr := tryLockFile(f); lerr == nil && ok {
+			return &ingestFile{File: f}, nil
+		} else if lerr != nil {
+			err = lerr
+		} else {
+			err = errors.New("locked by another process")
+		}
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil, wrap(err, "create ingest file")
+}
+
+// release closes the file, dropping its lock, and removes it unless it was
+// published. It is safe to call more than once.
+func (f *ingestFile) release() {
+	if f.File == nil {
+		return
+	}
+	if !f.done {
+		os.Remove(f.Name())
+	}
+	f.Close()
+	f.File = nil
+}
