@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,23 +40,12 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func dsn(path string, write bool) string {
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMs))
-	q.Set("_foreign_keys", "1")
-	if write {
-		q.Set("_txlock", "immediate")
-	} else {
-		q.Set("_query_only", "1")
-	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
-	return u.String()
-}
-
 // openDB opens (creating if needed) the database file at path.
 func openDB(path string) (*db, error) {
+	path, err := filepath.Abs(path) // a relative path is no file: URI
+	if err != nil {
+		return nil, wrap(err, "open database")
+	}
 	// Create the file ourselves so that its mode is filePerm whatever the
 	// umask; SQLite gives its -wal and -shm files the mode of the database.
 	f, err := openShared(path)

@@ -35,6 +35,10 @@ var migrations = []migration{
 // dbVersion is the schema version this code writes.
 var dbVersion = migrations[len(migrations)-1].version
 
+// canWriteDir is a variable so that tests can play a process without
+// write access (root always has it).
+var canWriteDir = canWrite
+
 const (
 	backupsNumber   = 5
 	migrateLockWait = 30 * time.Second
@@ -146,6 +150,11 @@ func schemaVersion(q querier) (int, error) {
 // migrate brings the database to dbVersion inside tx, starting from the
 // version it finds there (another process may have migrated meanwhile).
 func migrate(tx *sql.Tx, m *migrateEnv) error {
+	return migrateTo(tx, m, dbVersion)
+}
+
+// migrateTo runs the steps after the database's version up to target.
+func migrateTo(tx *sql.Tx, m *migrateEnv, target int) error {
 	from, err := schemaVersion(tx)
 	if err != nil {
 		return err
@@ -154,7 +163,7 @@ func migrate(tx *sql.Tx, m *migrateEnv) error {
 		return schemaTooNew(from)
 	}
 	for _, step := range migrations {
-		if step.version <= from {
+		if step.version <= from || step.version > target {
 			continue
 		}
 		if err := step.apply(tx, m); err != nil {
@@ -192,7 +201,7 @@ func (s *Store) openSchema() error {
 		// and migrate starts from whatever the winner left.
 		return s.db.do(func(tx *sql.Tx) error { return migrate(tx, s.migrateEnv()) })
 	}
-	if !canWrite(filepath.Dir(dbPath(s.dir))) {
+	if !canWriteDir(filepath.Dir(dbPath(s.dir))) {
 		return ErrDBUpdateNeedsRoot
 	}
 	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
