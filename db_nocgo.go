@@ -1,0 +1,40 @@
+//go:build !cgo
+
+package store
+
+import (
+	"fmt"
+	"net/url"
+
+	_ "modernc.org/sqlite" // registers "sqlite"
+)
+
+// Without cgo the store uses modernc.org/sqlite, SQLite translated to Go,
+// so that CGO_ENABLED=0 builds (static binaries) work. The schema, the SQL
+// and the file format are the same as with go-sqlite3 (db_cgo.go): a store
+// written by one build opens with the other.
+const sqliteDriver = "sqlite"
+
+// driverHint is added to the error NewStore returns when the driver cannot
+// work at all. The pure-Go driver has no build requirement to point at.
+const driverHint = "pure-Go SQLite driver modernc.org/sqlite (CGO_ENABLED=0 build)"
+
+// dsn is the modernc.org/sqlite data source name of the database at path,
+// with the same settings as the go-sqlite3 one: WAL, full fsync, a busy
+// timeout, foreign keys on, and either BEGIN IMMEDIATE transactions (the
+// writer) or a read-only connection (the readers). The driver runs each
+// _pragma on every new connection, busy_timeout first.
+func dsn(path string, write bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMs))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if write {
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// TestDriverSettings checks that the DSN of whichever driver this build
+// uses (db_cgo.go or db_nocgo.go) really configures the connections: the
+// same pragmas with either, so that both write the same kind of file.
+func TestDriverSettings(t *testing.T) {
+	s := newTestStore(t)
+	pragmas := []struct {
+		name string
+		want string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"busy_timeout", "30000"},
+		{"foreign_keys", "1"},
+	}
+	for _, h := range []struct {
+		name      string
+		db        querier
+		queryOnly string
+	}{
+		{"writer", s.db.w, "0"},
+		{"reader", s.db.r, "1"},
+	} {
+		for _, p := range append(pragmas, struct{ name, want string }{"query_only", h.queryOnly}) {
+			var got string
+			if err := h.db.QueryRowContext(bg, "PRAGMA "+p.name).Scan(&got); err != nil {
+				t.Fatalf("%s: PRAGMA %s: %v", h.name, p.name, err)
+			}
+			if got != p.want {
+				t.Errorf("%s: PRAGMA %s = %q, want %q", h.name, p.name, got, p.want)
+			}
+		}
+	}
+}
+
+// TestDriverImmediateTransactions checks that write transactions take the
+// write lock when they begin (BEGIN IMMEDIATE): a second writer on the same
+// file must then wait, so a transaction started while another holds the
+// lock cannot have read a snapshot that is stale by the time it writes.
+func TestDriverImmediateTransactions(t *testing.T) {
+	s := newTestStore(t)
+	tx, err := s.db.w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// A transaction that has only begun holds the RESERVED lock if it is
+	// immediate; then no other connection can start writing.
+	other, err := openDB(dbPath(s.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	if _, err := other.w.Exec("PRAGMA busy_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.w.Exec("BEGIN IMMEDIATE"); err == nil {
+		other.w.Exec("ROLLBACK")
+		t.Fatal("second BEGIN IMMEDIATE succeeded while a write transaction was open: the writer's transactions are not immediate")
+	}
+}
+
+// TestDriverUnusualPath opens a store whose path has characters that mean
+// something in a URI, which the DSN must escape for either driver.
+func TestDriverUnusualPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b?c#d%e&f=g")
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatalf("NewStore(%q): %v", dir, err)
+	}
+	key := writeImage(t, s, makeACI(t, "example.com/odd"), false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !fileExists(dbPath(dir)) {
+		t.Fatalf("database not at %s", dbPath(dir))
+	}
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if !s.HasFullKey(key) {
+		t.Errorf("image %s lost on reopen", key)
+	}
+}
