@@ -76,17 +76,3 @@ func openShared(path string) (*os.File, error) {
 	}
 	return os.Open(path)
 }
-
-// publish moves the finished, fsynced temp file tmp to dst atomically and
-// makes the rename durable. An existing dst is replaced: the store is
-// content-addressed, so it held the same bytes.
-func publish(tmp, dst string) error {
-	dir := filepath.Dir(dst)
-	if err := mkdirShared(dir); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}

@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha512"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -176,3 +179,7 @@ func tmpEntries(tb testing.TB, s *Store) []string {
 func fakeKey(prefix string) string {
 	return hashPrefix + prefix + strings.Repeat("0", lenHashKey-len(prefix))
 }
+
+func newHasher() hash.Hash { return sha512.New() }
+
+func newPRNG(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"sync"
 
 	"github.com/appc/spec/schema"
 	"github.com/klauspost/compress/gzip"
@@ -104,7 +105,8 @@ func (t *hashingWriter) Write(p []byte) (int, error) {
 }
 
 // ingest reads an image from r into a new temp file. On success the file is
-// fsynced and still open (and locked); the caller publishes or releases it.
+// written (not yet fsynced) and still open and locked; the caller syncs and
+// publishes or releases it.
 func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: nil reader", ErrInvalidArgument)
@@ -144,9 +146,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	if err := fw.Flush(); err != nil {
 		return nil, wrap(err, "write image")
 	}
-	if err := f.Sync(); err != nil {
-		return nil, wrap(err, "sync image")
-	}
+	hit("ingest-done")
 	return &ingested{file: f, key: sumToKey(hw.h.Sum(nil)), size: hw.n, manifest: im}, nil
 }
 
@@ -210,24 +210,32 @@ func parseManifest(data []byte) (*schema.ImageManifest, error) {
 	return &im, nil
 }
 
-// writeFileAtomic writes data to path through one of the store's temp
-// files: write, fsync, rename, fsync directory. A reader sees the old
-// content or the new, never a part.
-func (s *Store) writeFileAtomic(path string, data []byte) error {
+// writeTemp writes data to a new store temp file, not yet fsynced.
+func (s *Store) writeTemp(data []byte) (*ingestFile, error) {
 	f, err := s.createIngestFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.release()
 	if _, err := f.Write(data); err != nil {
-		return err
+		f.release()
+		return nil, wrap(err, "write temp file")
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	return f, nil
+}
+
+// inParallel runs fns at once and returns their errors joined. fsyncs of
+// different files issued together share the filesystem's journal commits.
+func inParallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = fn()
+		}()
 	}
-	if err := publish(f.Name(), path); err != nil {
-		return err
-	}
-	f.done = true
-	return nil
+	errs[0] = fns[0]()
+	wg.Wait()
+	return errors.Join(errs...)
 }

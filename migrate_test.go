@@ -49,18 +49,22 @@ func writeV1Fixture(t *testing.T, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := publish(in.file.Name(), s.blobPath(in.key)); err != nil {
+		if err := rename(in.file, s.blobPath(in.key)); err != nil {
 			t.Fatal(err)
 		}
-		in.file.done = true
 		in.file.release()
 		imj, err := json.Marshal(in.manifest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.writeFileAtomic(s.manifestPath(in.key), imj); err != nil {
+		mf, err := s.writeTemp(imj)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := rename(mf, s.manifestPath(in.key)); err != nil {
+			t.Fatal(err)
+		}
+		mf.release()
 		keys = append(keys, in.key)
 	}
 	noManifest := fakeKey("ee")

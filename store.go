@@ -74,6 +74,9 @@ func NewStore(dir string) (*Store, error) {
 		s.storeLock.close()
 		return nil, wrap(err, "open store %s", dir)
 	}
+	// Best effort: what cannot be settled now (a file that will not go)
+	// stays recorded for the next open and for GC, which reports it.
+	s.recoverInFlight(false)
 	return s, nil
 }
 
@@ -276,19 +279,36 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err != nil {
 		return "", wrap(err, "write image %s: encode manifest", key)
 	}
+	mf, err := s.writeTemp(imj)
+	if err != nil {
+		return "", wrap(err, "write image %s", key)
+	}
+	defer mf.release()
+	if err := inParallel(in.file.Sync, mf.Sync); err != nil {
+		return "", wrap(err, "write image %s: sync", key)
+	}
 
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
 		return "", wrap(err, "write image")
 	}
 	defer kl.unlock()
-
-	if err := publish(in.file.Name(), s.blobPath(key)); err != nil {
+	if err := s.beginIntent(key); err != nil {
+		return "", wrap(err, "write image")
+	}
+	hit("write-intent")
+	blob, manifest := s.blobPath(key), s.manifestPath(key)
+	if err := rename(in.file, blob); err != nil {
 		return "", wrap(err, "write image %s: publish blob", key)
 	}
-	in.file.done = true
-	if err := s.writeFileAtomic(s.manifestPath(key), imj); err != nil {
+	hit("write-blob-renamed")
+	if err := rename(mf, manifest); err != nil {
 		return "", wrap(err, "write image %s: publish manifest", key)
+	}
+	hit("write-manifest-renamed")
+	dirSync := func(p string) func() error { return func() error { return syncDir(filepath.Dir(p)) } }
+	if err := inParallel(dirSync(blob), dirSync(manifest)); err != nil {
+		return "", wrap(err, "write image %s: sync", key)
 	}
 	now := time.Now()
 	err = s.db.do(func(tx *sql.Tx) error {
@@ -299,12 +319,30 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		if err != nil {
 			return err
 		}
-		return writeLabels(tx, key, in.manifest.Labels)
+		if err := writeLabels(tx, key, in.manifest.Labels); err != nil {
+			return err
+		}
+		hit("write-in-transaction")
+		return nil
 	})
 	if err != nil {
 		return "", wrap(err, "write image %s: record", key)
 	}
+	hit("write-committed")
+	s.endIntent(key)
 	return key, nil
+}
+
+// rename moves a written store temp file to dst, creating dst's directory.
+func rename(f *ingestFile, dst string) error {
+	if err := mkdirShared(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return err
+	}
+	f.done = true
+	return nil
 }
 
 // RemoveACI removes the ACI with the given key (a full key or an
@@ -323,8 +361,16 @@ func (s *Store) RemoveACI(key string) error {
 		return wrap(err, "remove image")
 	}
 	defer kl.unlock()
+	return s.removeLocked(key)
+}
 
-	err = s.db.do(func(tx *sql.Tx) error {
+// removeLocked removes the image of key, which the caller has locked
+// exclusively: rows first, in one transaction, then the files.
+func (s *Store) removeLocked(key string) error {
+	if err := s.beginIntent(key); err != nil {
+		return wrap(err, "remove image")
+	}
+	err := s.db.do(func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM aciinfo WHERE blobkey = ?`, key)
 		if err != nil {
 			return err
@@ -332,21 +378,32 @@ func (s *Store) RemoveACI(key string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrKeyNotFound // removed by someone else meanwhile
 		}
-		return RemoveRemote(tx, key)
+		if err := RemoveRemote(tx, key); err != nil {
+			return err
+		}
+		hit("remove-in-transaction")
+		return nil
 	})
 	if err != nil {
+		s.endIntent(key)
 		return wrap(err, "remove image %s", key)
 	}
+	hit("remove-committed")
 
 	var errs []error
-	for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
+	for i, p := range []string{s.blobPath(key), s.manifestPath(key)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		if i == 0 {
+			hit("remove-blob-removed")
+		}
 	}
 	if len(errs) > 0 {
+		// The intent stays: recovery retries the removal.
 		return &StoreRemovalError{errors: errs}
 	}
+	s.endIntent(key)
 	return nil
 }
 

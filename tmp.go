@@ -16,6 +16,10 @@ import (
 // crash left behind. Callers' names may not start with it.
 const tmpIngestPrefix = ".ingest-"
 
+// tmpNewPrefix names a store temp file in the instant between its creation
+// and its lock. GC removes old ones; recovery ignores them.
+const tmpNewPrefix = ".new-"
+
 // TmpDir creates and returns dir local to the same filesystem as the Store,
 // or any error encountered.
 //
@@ -103,8 +107,8 @@ func checkTmpName(name string) error {
 		return fmt.Errorf("%w: temp file name %q", ErrInvalidArgument, name)
 	case strings.ContainsAny(name, `/\`+"\x00"):
 		return fmt.Errorf("%w: temp file name %q has a path separator", ErrInvalidArgument, name)
-	case strings.HasPrefix(name, tmpIngestPrefix):
-		return fmt.Errorf("%w: temp file names starting with %q are the store's own", ErrInvalidArgument, tmpIngestPrefix)
+	case strings.HasPrefix(name, tmpIngestPrefix), strings.HasPrefix(name, tmpNewPrefix), strings.HasPrefix(name, tmpIntentPrefix):
+		return fmt.Errorf("%w: temp file names starting with %q, %q or %q are the store's own", ErrInvalidArgument, tmpIngestPrefix, tmpNewPrefix, tmpIntentPrefix)
 	case len(name) > 255:
 		return fmt.Errorf("%w: temp file name longer than 255 bytes", ErrInvalidArgument)
 	}
@@ -115,21 +119,34 @@ func checkTmpName(name string) error {
 // written so that recovery leaves it alone.
 type ingestFile struct {
 	*os.File
-	done bool // renamed into place: nothing to remove
+	name string // its path in tmp/ (the file was renamed after opening)
+	done bool   // renamed into place: nothing to remove
 }
 
+// Name returns the file's current path.
+func (f *ingestFile) Name() string { return f.name }
+
 func (s *Store) createIngestFile() (*ingestFile, error) {
-	f, err := os.CreateTemp(s.tmpDir, tmpIngestPrefix+"*")
+	// The file is created and locked under a name that recovery ignores,
+	// then renamed: an .ingest- file is always locked while its writer
+	// lives, so recovery never mistakes a new one for a dead one.
+	f, err := os.CreateTemp(s.tmpDir, tmpNewPrefix+"*")
 	if err != nil {
 		return nil, wrap(err, "create ingest file")
 	}
-	if err := f.Chmod(filePerm); err == nil {
-		if ok, lerr := tryLockFile(f); lerr == nil && ok {
-			return &ingestFile{File: f}, nil
-		} else if lerr != nil {
-			err = lerr
-		} else {
+	err = f.Chmod(filePerm)
+	if err == nil {
+		var ok bool
+		if ok, err = tryLockFile(f); err == nil && !ok {
 			err = errors.New("locked by another process")
+		}
+	}
+	if err == nil {
+		name := filepath.Join(s.tmpDir, tmpIngestPrefix+strings.TrimPrefix(filepath.Base(f.Name()), tmpNewPrefix))
+		if err = os.Rename(f.Name(), name); err == nil {
+			// os.File keeps the name it was opened with; reopen nothing,
+			// just remember the new one.
+			return &ingestFile{File: f, name: name}, nil
 		}
 	}
 	f.Close()
