@@ -228,6 +228,7 @@ func writeImageTable(w io.Writer, images []image, noTrunc bool, now time.Time) e
 // writeJSON prints v as indented JSON.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
