@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -65,7 +66,11 @@ func openDB(path string) (*db, error) {
 	var version string
 	if err := w.QueryRow("SELECT sqlite_version()").Scan(&version); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
+		if strings.Contains(err.Error(), "CGO_ENABLED") {
+			// go-sqlite3 built without cgo is a stub that fails here.
+			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
+		}
+		return nil, wrap(err, "open database %s", path)
 	}
 
 	r, err := sql.Open(sqliteDriver, dsn(path, false))

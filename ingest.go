@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"path"
 	"sync"
 
@@ -238,4 +239,23 @@ func inParallel(fns ...func() error) error {
 	errs[0] = fns[0]()
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// inspectBlob reads a stored image tar once: its key (the hash of its
+// bytes), its size and its manifest.
+func inspectBlob(path string) (key string, size int64, im *schema.ImageManifest, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer f.Close()
+	hw := &hashingWriter{w: io.Discard, h: sha512.New()}
+	tee := bufio.NewReaderSize(io.TeeReader(f, hw), copyBufferSize)
+	im, err = readManifest(tee)
+	if err == nil {
+		if _, cerr := io.Copy(io.Discard, tee); cerr != nil {
+			err = cerr
+		}
+	}
+	return sumToKey(hw.h.Sum(nil)), hw.n, im, err
 }

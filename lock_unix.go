@@ -105,15 +105,19 @@ func lockKey(dir, key string, exclusive bool) (*keyLock, error) {
 	return nil, fmt.Errorf("lock key %s: lock file kept changing after %d tries", key, keyLockRetries)
 }
 
-// tryLockKeyExclusive is lockKey without waiting: ok is false when another
-// holder has the key.
-func tryLockKeyExclusive(dir, key string) (l *keyLock, ok bool, err error) {
+// tryLockKey is lockKey without waiting: ok is false when another holder
+// has the key in a conflicting mode.
+func tryLockKey(dir, key string, exclusive bool) (l *keyLock, ok bool, err error) {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
 	path := filepath.Join(dir, key)
 	f, err := openShared(path)
 	if err != nil {
 		return nil, false, wrap(err, "open key lock")
 	}
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flock(f, how|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, false, nil

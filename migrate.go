@@ -189,6 +189,9 @@ func schemaTooNew(v int) error {
 func (s *Store) openSchema() error {
 	v, err := schemaVersion(s.db.r)
 	if err != nil {
+		if rerr := s.needsRebuild(err); rerr != nil {
+			return rerr
+		}
 		return err
 	}
 	switch {
@@ -197,6 +200,9 @@ func (s *Store) openSchema() error {
 	case v == dbVersion:
 		return nil
 	case v == 0:
+		if err := s.needsRebuild(nil); err != nil {
+			return err
+		}
 		// A new database: BEGIN IMMEDIATE serialises concurrent creators
 		// and migrate starts from whatever the winner left.
 		return s.db.do(func(tx *sql.Tx) error { return migrate(tx, s.migrateEnv()) })

@@ -91,7 +91,7 @@ func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
 // settleIntent resolves a leftover intent of key, unless a live process
 // holds the key: without a row, the key's files are removed.
 func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
-	kl, ok, err := tryLockKeyExclusive(s.lockDir, key)
+	kl, ok, err := tryLockKey(s.lockDir, key, true)
 	if err != nil || !ok {
 		return nil, err
 	}

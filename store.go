@@ -53,8 +53,7 @@ func NewStore(dir string) (*Store, error) {
 		tmpDir:  filepath.Join(dir, "tmp"),
 		closed:  new(atomic.Bool),
 	}
-	for _, d := range []string{dir, s.lockDir, s.tmpDir, filepath.Join(dir, "db"),
-		filepath.Join(dir, "blob"), filepath.Join(dir, "imageManifest")} {
+	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
 			return nil, wrap(err, "create store directory")
 		}
@@ -67,6 +66,9 @@ func NewStore(dir string) (*Store, error) {
 	}
 	if s.db, err = openDB(dbPath(dir)); err != nil {
 		s.storeLock.close()
+		if rerr := s.needsRebuild(err); rerr != nil {
+			err = rerr
+		}
 		return nil, wrap(err, "open store %s", dir)
 	}
 	if err := s.openSchema(); err != nil {
@@ -78,6 +80,12 @@ func NewStore(dir string) (*Store, error) {
 	// stays recorded for the next open and for GC, which reports it.
 	s.recoverInFlight(false)
 	return s, nil
+}
+
+// layout lists the directories of a store.
+func (s *Store) layout() []string {
+	return []string{s.dir, s.lockDir, s.tmpDir, filepath.Join(s.dir, "db"),
+		filepath.Join(s.dir, "blob"), filepath.Join(s.dir, "imageManifest")}
 }
 
 func newDiskv(base string) *diskv.Diskv {

@@ -107,7 +107,7 @@ func checkTmpName(name string) error {
 		return fmt.Errorf("%w: temp file name %q", ErrInvalidArgument, name)
 	case strings.ContainsAny(name, `/\`+"\x00"):
 		return fmt.Errorf("%w: temp file name %q has a path separator", ErrInvalidArgument, name)
-	case strings.HasPrefix(name, tmpIngestPrefix), strings.HasPrefix(name, tmpNewPrefix), strings.HasPrefix(name, tmpIntentPrefix):
+	case isStoreTemp(name):
 		return fmt.Errorf("%w: temp file names starting with %q, %q or %q are the store's own", ErrInvalidArgument, tmpIngestPrefix, tmpNewPrefix, tmpIntentPrefix)
 	case len(name) > 255:
 		return fmt.Errorf("%w: temp file name longer than 255 bytes", ErrInvalidArgument)

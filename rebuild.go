@@ -1,0 +1,205 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNeedsRebuild is returned by NewStore when the store's database is
+// corrupt, or missing while blob/ holds images (for example a store
+// written by rkt, whose database this library cannot read). Rebuild
+// recreates the database from the blobs.
+var ErrNeedsRebuild = errors.New("the store's database must be rebuilt from its images: run store.Rebuild (imagestore rebuild)")
+
+// RebuildReport is what Rebuild did.
+type RebuildReport struct {
+	// Images are the keys recorded in the new database.
+	Images []string
+	// Skipped are the blobs that could not be imported: they hash to
+	// another key, or are not valid images. Their files are left alone.
+	Skipped []Problem
+	// OldDatabase is where the previous database files were moved, "" if
+	// there were none.
+	OldDatabase string
+}
+
+// Rebuild recreates the database of the store in dir from its blob store:
+// every blob is re-hashed and checked against its name, its manifest read
+// from the tar (and the manifest file rewritten from it when different),
+// and a row recorded with the file's modification time as ImportTime and
+// LastUsed. Remotes and latest marks are not in the blobs and are lost.
+//
+// The previous database, if any, is moved aside into
+// db-backups/broken-<time>/, never deleted. Rebuild needs the store to
+// itself: it waits up to 30 s for other processes to close it.
+//
+// Rebuild also adopts a store written by rkt: it has the same blob/ and
+// imageManifest/ layout, and its ql database (db/ql.db) is left in place,
+// unused.
+func Rebuild(dir string) (*RebuildReport, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+	s := &Store{dir: dir, lockDir: filepath.Join(dir, "imagelocks"), tmpDir: filepath.Join(dir, "tmp")}
+	for _, d := range s.layout() {
+		if err := mkdirShared(d); err != nil {
+			return nil, wrap(err, "rebuild: create store directory")
+		}
+	}
+	s.blobs = newDiskv(filepath.Join(dir, "blob"))
+	s.manifests = newDiskv(filepath.Join(dir, "imageManifest"))
+	if s.storeLock, err = lockStore(dir); err != nil {
+		return nil, err
+	}
+	defer s.storeLock.close()
+	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+
+	r := &RebuildReport{}
+	if r.OldDatabase, err = moveDatabaseAside(dir); err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+	if s.db, err = openDB(dbPath(dir)); err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+	defer s.db.close()
+	if err := s.db.do(func(tx *sql.Tx) error { return migrate(tx, s.migrateEnv()) }); err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+
+	files, err := listStored(s.blobs.BasePath)
+	if err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+	err = s.db.do(func(tx *sql.Tx) error {
+		for _, f := range files {
+			if err := s.rebuildOne(tx, r, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "rebuild")
+	}
+	return r, nil
+}
+
+// rebuildOne records the blob f in the new database, if it is sound.
+func (s *Store) rebuildOne(tx *sql.Tx, r *RebuildReport, f storedFile) error {
+	skip := func(kind ProblemKind, format string, args ...any) {
+		r.Skipped = append(r.Skipped, Problem{Kind: kind, Key: f.key, Path: f.path, Detail: fmt.Sprintf(format, args...)})
+	}
+	if f.key == "" {
+		skip(ProblemStrayFile, "not named by a key")
+		return nil
+	}
+	key, size, im, err := inspectBlob(f.path)
+	switch {
+	case err != nil:
+		skip(ProblemBlobCorrupt, "%v", err)
+		return nil
+	case key != f.key:
+		skip(ProblemBlobCorrupt, "content hashes to %s", key)
+		return nil
+	}
+	imj, err := json.Marshal(im)
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(s.manifestPath(key)); err != nil || string(old) != string(imj) {
+		mf, err := s.writeTemp(imj)
+		if err != nil {
+			return err
+		}
+		err = rename(mf, s.manifestPath(key))
+		mf.release()
+		if err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		return err
+	}
+	t := fi.ModTime()
+	if err := WriteACIInfo(tx, &ACIInfo{BlobKey: key, Name: im.Name.String(), ImportTime: t, LastUsed: t, Size: size}); err != nil {
+		return err
+	}
+	if err := writeLabels(tx, key, im.Labels); err != nil {
+		return err
+	}
+	r.Images = append(r.Images, key)
+	return nil
+}
+
+// moveDatabaseAside moves db/store.db and its -wal and -shm files into
+// db-backups/broken-<time>/ and returns that directory ("" if there was no
+// database).
+func moveDatabaseAside(dir string) (string, error) {
+	db := dbPath(dir)
+	var present []string
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if fileExists(db + suffix) {
+			present = append(present, db+suffix)
+		}
+	}
+	if len(present) == 0 {
+		return "", nil
+	}
+	aside := filepath.Join(dir, "db-backups", "broken-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if err := mkdirShared(aside); err != nil {
+		return "", err
+	}
+	for _, p := range present {
+		if err := os.Rename(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+			return "", err
+		}
+	}
+	return aside, syncDir(filepath.Dir(db))
+}
+
+// needsRebuild explains why a database that NewStore could not read, or
+// found empty, must be rebuilt, or returns nil when it need not.
+func (s *Store) needsRebuild(dbErr error) error {
+	if dbErr != nil {
+		msg := dbErr.Error()
+		if strings.Contains(msg, "file is not a database") || strings.Contains(msg, "malformed") ||
+			errors.Is(dbErr, syscall.EIO) {
+			return fmt.Errorf("%w (the database is unreadable: %v)", ErrNeedsRebuild, dbErr)
+		}
+		return nil
+	}
+	if fileExists(filepath.Join(s.dir, "db", "ql.db")) {
+		return fmt.Errorf("%w (this is a store written by rkt: its images are kept, its ql database is not read)", ErrNeedsRebuild)
+	}
+	if hasAnyFile(s.blobs.BasePath) {
+		return fmt.Errorf("%w (the database is missing but blob/ holds images)", ErrNeedsRebuild)
+	}
+	return nil
+}
+
+// hasAnyFile reports whether the tree under base holds a regular file,
+// stopping at the first.
+func hasAnyFile(base string) bool {
+	found := errors.New("found")
+	err := filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			return found
+		}
+		return nil
+	})
+	return err == found
+}
