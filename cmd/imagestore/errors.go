@@ -56,6 +56,8 @@ func errorMessage(err error) string {
 		return err.Error() + ": give an ACI file (a tar, optionally gzip, bzip2 or xz compressed, with a manifest)"
 	case errors.Is(err, store.ErrSchemaTooNew):
 		return err.Error() + ": use a newer imagestore, or another --dir"
+	case errors.Is(err, store.ErrNeedsRebuild):
+		return err.Error() // it says to run imagestore rebuild
 	case errors.Is(err, store.ErrDBUpdateNeedsRoot):
 		return err.Error()
 	case errors.Is(err, fs.ErrPermission):

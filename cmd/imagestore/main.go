@@ -114,6 +114,9 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 		a.extractCommand(),
 		a.rmCommand(),
 		a.remotesCommand(),
+		a.gcCommand(),
+		a.verifyCommand(),
+		a.rebuildCommand(),
 	)
 	return root
 }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	store "github.com/imagestore/imagestore"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) gcCommand() *cobra.Command {
+	var (
+		grace   time.Duration
+		orphans bool
+		dryRun  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove unused images and the leftovers of crashes",
+		Long: `Gc removes the images not used (read or imported) for longer than the
+grace period, and what crashed writers left in the store's tmp/. With
+--orphans it also sweeps the whole store for files without an image:
+blobs and manifests left by interrupted removals, stale lock files and
+half-created temp files.
+
+An image another process is reading or writing is never removed; it is
+reported as in use and left for a later gc. Each removal is printed on
+standard output ("removed image KEY", "removed file PATH"); --dry-run
+prints what would be removed ("would remove ...") and removes nothing.`,
+		Example: `  imagestore gc --dry-run
+  imagestore gc --grace-period 168h --orphans`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if grace < 0 {
+				return usagef("gc: --grace-period %v is negative: give a duration such as 24h or 0s", grace)
+			}
+			return a.withStore(func(s *store.Store) error {
+				rep, err := s.GC(store.GCOptions{
+					UnusedSince: time.Now().Add(-grace),
+					Orphans:     orphans,
+					DryRun:      dryRun,
+				})
+				if rep != nil {
+					verb := "removed"
+					if dryRun {
+						verb = "would remove"
+					}
+					for _, k := range rep.RemovedImages {
+						fmt.Fprintf(a.stdout, "%s image %s\n", verb, k)
+					}
+					for _, f := range rep.RemovedFiles {
+						fmt.Fprintf(a.stdout, "%s file %s\n", verb, f)
+					}
+					for _, k := range rep.InUse {
+						a.note("imagestore: %s is in use by another process: left for a later gc", k)
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("gc: %w", err)
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&grace, "grace-period", 24*time.Hour, "remove images unused for longer than this (0s: every unused image)")
+	f.BoolVar(&orphans, "orphans", false, "also remove files that belong to no image (crash and removal leftovers)")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	return cmd
+}
+
+// problemJSON is a problem as verify --json prints it.
+type problemJSON struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key"`
+	Path   string `json:"path"`
+	Detail string `json:"detail"`
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify [KEY|NAME[:version]...]",
+		Short: "Check the stored images against their keys; change nothing",
+		Long: `Verify re-hashes each image (all of them, or those given) and checks it
+against its key and recorded size, checks that its manifest file matches
+the manifest in the image and that the database agrees with it. Without
+arguments it also looks for files that belong to no image and temp files
+left by crashes. It changes nothing.
+
+Each problem is printed on a line of standard output: KIND [KEY] [PATH]:
+DETAIL, and the command then exits 1. Kinds: blob-missing, blob-corrupt,
+size-mismatch, manifest-missing, manifest-corrupt, labels-stale,
+name-mismatch, orphan-blob, orphan-manifest, stray-file, stale-temp.
+--json prints {"images", "bytes", "problems": [{"kind", "key", "path",
+"detail"}]} instead.`,
+		Example: `  imagestore verify
+  imagestore verify example.com/hello:1.0.0 sha512-1c9abf1ff224`,
+		ValidArgsFunction: a.completeImages(-1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(s *store.Store) error {
+				var keys []string
+				for _, ref := range args {
+					key, err := resolve(s, ref)
+					if err != nil {
+						return fmt.Errorf("verify %s: %w", ref, err)
+					}
+					keys = append(keys, key)
+				}
+				rep, err := s.Verify(keys...)
+				if err != nil {
+					return fmt.Errorf("verify: %w", err)
+				}
+				if asJSON {
+					out := struct {
+						Images   int           `json:"images"`
+						Bytes    int64         `json:"bytes"`
+						Problems []problemJSON `json:"problems"`
+					}{rep.Images, rep.Bytes, []problemJSON{}}
+					for _, p := range rep.Problems {
+						out.Problems = append(out.Problems, problemJSON{string(p.Kind), p.Key, p.Path, p.Detail})
+					}
+					if err := writeJSON(a.stdout, out); err != nil {
+						return err
+					}
+				} else {
+					for _, p := range rep.Problems {
+						fmt.Fprintln(a.stdout, oneLine(p.String()))
+					}
+				}
+				if !rep.OK() {
+					return withHint(fmt.Errorf("verify: %d problem(s) in %d image(s) checked", len(rep.Problems), rep.Images),
+						verifyHint(rep.Problems))
+				}
+				if !asJSON && !a.quiet {
+					fmt.Fprintf(a.stdout, "ok: %d image(s), %s verified\n", rep.Images, humanize.IBytes(uint64(rep.Bytes)))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
+}
+
+// verifyHint says what to do about the problems Verify found.
+func verifyHint(problems []store.Problem) string {
+	var hints []string
+	seen := map[string]bool{}
+	add := func(h string) {
+		if !seen[h] {
+			seen[h] = true
+			hints = append(hints, h)
+		}
+	}
+	for _, p := range problems {
+		switch p.Kind {
+		case store.ProblemOrphanBlob, store.ProblemOrphanManifest, store.ProblemStaleTemp:
+			add("'imagestore gc --orphans' removes leftover files")
+		case store.ProblemBlobMissing, store.ProblemBlobCorrupt, store.ProblemSizeMismatch:
+			add("remove damaged images with 'imagestore rm KEY' and import them again")
+		case store.ProblemStrayFile:
+			add("move stray files out of the store by hand")
+		default:
+			add("'imagestore rebuild' recreates the database from the images")
+		}
+	}
+	return strings.Join(hints, "; ")
+}
+
+func (a *app) rebuildCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebuild",
+		Short: "Recreate the store's database from its images",
+		Long: `Rebuild recreates the database from the image files: every image is
+re-hashed and checked, its manifest re-read, and its record written anew
+with the file's modification time as import time. Remotes and latest marks
+are not kept in the images and are lost. The old database is moved into
+db-backups/, never deleted. It also adopts a store written by rkt.
+
+Run it when a command says the database must be rebuilt (corrupt or lost).
+It needs the store to itself and waits up to 30s for other users. The keys
+recorded are printed on standard output; images that could not be
+recorded are reported as warnings on standard error.`,
+		Example: `  imagestore rebuild
+  imagestore --dir /var/lib/rkt/cas rebuild`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := a.storeDir()
+			if err != nil {
+				return err
+			}
+			rep, err := store.Rebuild(dir)
+			if err != nil {
+				return err
+			}
+			for _, k := range rep.Images {
+				fmt.Fprintln(a.stdout, k)
+			}
+			for _, p := range rep.Skipped {
+				a.note("imagestore: warning: not recorded: %s", oneLine(p.String()))
+			}
+			if rep.OldDatabase != "" {
+				a.note("rebuilt: %d image(s) recorded, %d skipped; the old database is in %s", len(rep.Images), len(rep.Skipped), rep.OldDatabase)
+			} else {
+				a.note("rebuilt: %d image(s) recorded, %d skipped", len(rep.Images), len(rep.Skipped))
+			}
+			return nil
+		},
+	}
+}
