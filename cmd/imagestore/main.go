@@ -98,6 +98,9 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 	}
 	root.SetVersionTemplate("imagestore {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if !cmd.HasParent() {
+			return usagef("%v (see '%s --help')", err, cmd.CommandPath())
+		}
 		return usagef("%s: %v (see '%s --help')", subPath(cmd), err, cmd.CommandPath())
 	})
 	pf := root.PersistentFlags()
@@ -157,8 +160,5 @@ func oneLine(s string) string {
 // subPath is the command path without the program name, for messages
 // that "imagestore: " already starts.
 func subPath(cmd *cobra.Command) string {
-	if !cmd.HasParent() {
-		return cmd.Name()
-	}
 	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
