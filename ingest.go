@@ -99,6 +99,7 @@ type hashingWriter struct {
 }
 
 func (t *hashingWriter) Write(p []byte) (int, error) {
+	hit("ingest-copy")
 	t.h.Write(p) // never fails
 	n, err := t.w.Write(p)
 	t.n += int64(n)

@@ -31,6 +31,10 @@ func runChild(role, dir string) error {
 	switch role {
 	case "writer":
 		return childWriter(dir)
+	case "crash":
+		return childCrash(dir)
+	case "stress":
+		return childStress(dir)
 	}
 	return fmt.Errorf("unknown child role %q", role)
 }
@@ -123,3 +127,5 @@ func TestTwoProcessesShareAStore(t *testing.T) {
 		t.Fatalf("tmp/ holds %v", got)
 	}
 }
+
+// childStress is defined in stress_test.go.

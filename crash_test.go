@@ -1,0 +1,212 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha512"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var long = flag.Bool("long", os.Getenv("IMAGESTORE_LONG") != "", "run the long crash and stress trials")
+
+// The failpoints of the write and remove paths (see hit calls).
+var crashPoints = []string{
+	"ingest-copy", "ingest-done", "write-intent", "write-blob-renamed",
+	"write-manifest-renamed", "write-in-transaction", "write-committed",
+	"remove-in-transaction", "remove-committed", "remove-blob-removed",
+}
+
+// childCrash writes and removes images until it is killed: at the n-th hit
+// of the failpoint named by IMAGESTORE_FAILPOINT ("name:n"), or by the
+// parent at a random time. It reports each step on stdout, flushed, so the
+// parent knows what was committed before the kill.
+func childCrash(dir string) error {
+	if fp := os.Getenv("IMAGESTORE_FAILPOINT"); fp != "" {
+		name, nth, _ := strings.Cut(fp, ":")
+		n, _ := strconv.Atoi(nth)
+		failpoint = func(at string) {
+			if at == name {
+				if n--; n <= 0 {
+					syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	seed, _ := strconv.ParseInt(os.Getenv("IMAGESTORE_SEED"), 10, 64)
+	s, err := NewStore(dir)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	tb := &testing.T{}
+	for i := 0; i < 8; i++ {
+		img := crashImage(tb, seed, i)
+		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("committed %s\n", key)
+		if i%2 == 1 {
+			ais, err := s.GetAllACIInfos([]string{"importtime"}, true)
+			if err != nil || len(ais) == 0 {
+				return fmt.Errorf("list: %v", err)
+			}
+			victim := ais[0].BlobKey
+			fmt.Printf("removing %s\n", victim)
+			if err := s.RemoveACI(victim); err != nil {
+				return err
+			}
+			fmt.Printf("removed %s\n", victim)
+		}
+	}
+	return nil
+}
+
+// crashImage is the i-th image of a child: gzip-compressed, with 256 KiB
+// of random content so that a kill can land inside decompression.
+func crashImage(tb testing.TB, seed int64, i int) []byte {
+	body := make([]byte, 256<<10)
+	rand.New(rand.NewSource(seed*1000 + int64(i))).Read(body)
+	return gzipBytes(tb, makeTar(tb,
+		tarEntry{"manifest", manifestJSON("example.com/crash", fmt.Sprintf("seed=%d", seed), fmt.Sprintf("i=%d", i))},
+		tarEntry{"rootfs/data", body},
+	))
+}
+
+// crashModel is what the parent knows from the children's reports.
+type crashModel struct {
+	committed map[string]bool // reported committed, not removed since
+	doubtful  map[string]bool // a removal was under way at the kill
+}
+
+func (m *crashModel) read(out io.Reader) {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		verb, key, _ := strings.Cut(sc.Text(), " ")
+		switch verb {
+		case "committed":
+			m.committed[key] = true
+			delete(m.doubtful, key)
+		case "removing":
+			m.doubtful[key] = true
+		case "removed":
+			delete(m.committed, key)
+			delete(m.doubtful, key)
+		}
+	}
+}
+
+// runCrashTrial starts a child, lets it die at failpoint (or kills it after
+// delay), and returns once it is gone.
+func runCrashTrial(t *testing.T, dir, failpoint string, delay time.Duration, seed int64, m *crashModel) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+	cmd.Env = append(os.Environ(), childEnv+"=crash", "IMAGESTORE_FAILPOINT="+failpoint, fmt.Sprintf("IMAGESTORE_SEED=%d", seed))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if delay > 0 {
+		timer := time.AfterFunc(delay, func() { cmd.Process.Kill() })
+		defer timer.Stop()
+	}
+	m.read(out)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signaled() {
+		return // killed, as planned
+	}
+	if err != nil {
+		t.Fatalf("child (failpoint %q) failed: %v", failpoint, err)
+	}
+}
+
+// checkAfterCrash reopens the store and checks it against the model.
+func checkAfterCrash(t *testing.T, dir string, m *crashModel, trial string) {
+	t.Helper()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatalf("%s: reopen: %v", trial, err)
+	}
+	defer s.Close()
+	for key := range m.doubtful {
+		if !s.HasFullKey(key) {
+			delete(m.committed, key)
+		}
+		delete(m.doubtful, key)
+	}
+	for key := range m.committed {
+		rc, err := s.ReadStream(key)
+		if err != nil {
+			t.Fatalf("%s: committed image %s lost: %v", trial, key, err)
+		}
+		h := sha512.New()
+		io.Copy(h, rc)
+		rc.Close()
+		if got := hashToKey(h); got != key {
+			t.Fatalf("%s: image %s reads back as %s", trial, key, got)
+		}
+	}
+	ais, err := s.GetAllACIInfos(nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range ais {
+		if !m.committed[ai.BlobKey] {
+			// Committed by the child but killed before it could say so:
+			// it must be whole; it joins the model.
+			m.committed[ai.BlobKey] = true
+		}
+	}
+	// Recovery at open settled everything in flight: no row names a
+	// missing file, no partial or orphan blob is left, no dead temp file.
+	if v, err := s.Verify(); err != nil || !v.OK() {
+		t.Fatalf("%s: Verify after recovery: %v %v", trial, v.Problems, err)
+	}
+	if _, err := s.GC(GCOptions{Orphans: true}); err != nil {
+		t.Fatalf("%s: GC: %v", trial, err)
+	}
+	if v, err := s.Verify(); err != nil || !v.OK() {
+		t.Fatalf("%s: Verify after GC: %v %v", trial, v.Problems, err)
+	}
+}
+
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	trials := 2 * len(crashPoints) // every failpoint, twice
+	if *long {
+		trials = 240
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	m := &crashModel{committed: map[string]bool{}, doubtful: map[string]bool{}}
+	rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < trials; i++ {
+		var fp string
+		var delay time.Duration
+		if i%4 == 3 {
+			delay = time.Duration(rnd.Intn(60)+1) * time.Millisecond // a random moment
+		} else {
+			fp = fmt.Sprintf("%s:%d", crashPoints[i%len(crashPoints)], 1+rnd.Intn(3))
+		}
+		trial := fmt.Sprintf("trial %d (failpoint %q, delay %v)", i, fp, delay)
+		runCrashTrial(t, dir, fp, delay, int64(i), m)
+		checkAfterCrash(t, dir, m, trial)
+	}
+	t.Logf("%d kill trials, %d images alive at the end", trials, len(m.committed))
+}
