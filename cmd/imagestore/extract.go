@@ -199,8 +199,10 @@ func rootfsPath(name string) (rel string, ok bool, err error) {
 	if clean == "rootfs" {
 		return ".", true, nil
 	}
-	rel, ok = strings.CutPrefix(clean, "rootfs/")
-	return rel, ok, nil
+	if rel, ok = strings.CutPrefix(clean, "rootfs/"); !ok {
+		return "", false, nil
+	}
+	return rel, true, nil
 }
 
 func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
