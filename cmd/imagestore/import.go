@@ -28,6 +28,11 @@ unless --quiet.`,
   curl -sL https://example.com/hello.aci | imagestore import --latest -`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range args {
+				if f == "-" && isTerminal(a.stdin) {
+					return usagef("import: standard input is a terminal: pipe an image into it, or give a FILE")
+				}
+			}
 			return a.withStore(func(s *store.Store) error {
 				return a.each("import", args, func(file string) error {
 					key, err := a.importFile(s, file, store.ACIFetchInfo{Latest: latest})
