@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"syscall"
 
 	"github.com/appc/spec/schema"
 	"github.com/klauspost/compress/gzip"
@@ -50,8 +51,9 @@ func invalidImage(err error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %v", ErrInvalidImage, fmt.Sprintf(format, args...), err)
 }
 
-// decompressor returns a reader of the uncompressed tar in r.
-func decompressor(r io.Reader) (io.Reader, func(), error) {
+// decompressor returns a reader of the uncompressed tar in r, which is at
+// its start.
+func decompressor(r io.ReadSeeker) (io.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, copyBufferSize)
 	magic, err := br.Peek(len(magicXz))
 	if len(magic) == 0 {
@@ -70,6 +72,10 @@ func decompressor(r io.Reader) (io.Reader, func(), error) {
 	case bytes.HasPrefix(magic, magicBzip2):
 		return bzip2.NewReader(br), func() {}, nil
 	case bytes.HasPrefix(magic, magicXz):
+		if err := checkXzDict(r); err != nil {
+			return nil, nil, invalidImage(err, "xz")
+		}
+		br.Reset(r)
 		zr, err := xz.NewReader(br)
 		if err != nil {
 			return nil, nil, invalidImage(err, "xz")
@@ -93,9 +99,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // hashingWriter writes to the temp file and the hash, counting bytes.
 type hashingWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+	w   io.Writer
+	h   hash.Hash
+	n   int64
+	err error // the first write error: a full disk, not a bad image
 }
 
 func (t *hashingWriter) Write(p []byte) (int, error) {
@@ -103,6 +110,9 @@ func (t *hashingWriter) Write(p []byte) (int, error) {
 	t.h.Write(p) // never fails
 	n, err := t.w.Write(p)
 	t.n += int64(n)
+	if err != nil && t.err == nil {
+		t.err = err
+	}
 	return n, err
 }
 
@@ -136,20 +146,34 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	hw := &hashingWriter{w: fw, h: sha512.New()}
 	tee := bufio.NewReaderSize(io.TeeReader(dr, hw), copyBufferSize)
 	im, err := readManifest(tee)
+	if err == nil {
+		// The tar reader stops at the end-of-archive marker; the rest
+		// (record padding) is part of the image too, and draining it
+		// checks a compressed stream's trailer.
+		if _, cerr := io.Copy(io.Discard, tee); cerr != nil {
+			err = invalidImage(cerr, "read image")
+		}
+	}
+	if err == nil {
+		err = fw.Flush()
+		hw.err = err
+	}
+	if hw.err != nil {
+		return nil, writeError(hw.err, hw.n)
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The tar reader stops at the end-of-archive marker; the rest (record
-	// padding) is part of the image too, and draining it checks a
-	// compressed stream's trailer.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return nil, invalidImage(err, "read image")
-	}
-	if err := fw.Flush(); err != nil {
-		return nil, wrap(err, "write image")
-	}
 	hit("ingest-done")
 	return &ingested{file: f, key: sumToKey(hw.h.Sum(nil)), size: hw.n, manifest: im}, nil
+}
+
+// writeError explains a failure to write an image's temp file.
+func writeError(err error, written int64) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("write image: the disk is full after %d bytes of uncompressed image (free space, or import a smaller image): %w", written, err)
+	}
+	return wrap(err, "write image")
 }
 
 // readManifest reads a tar to its end-of-archive marker and returns its

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ulikunitz/xz"
+)
+
+// withDictByte returns a copy of the single-block xz stream b whose block
+// header asks for the dictionary size code d, with the header CRC fixed.
+func withDictByte(t *testing.T, b []byte, d byte) []byte {
+	t.Helper()
+	out := append([]byte{}, b...)
+	h := out[12 : 12+(int(out[12])+1)*4]
+	i := bytes.Index(h, []byte{0x21, 0x01}) // LZMA2 filter, one byte of props
+	if i < 0 {
+		t.Fatal("no LZMA2 filter in the block header")
+	}
+	h[i+2] = d
+	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(h[:len(h)-4]))
+	return out
+}
+
+func TestXzDictionaryLimit(t *testing.T) {
+	s := newTestStore(t)
+	good := readFixture(t, "hello.aci.xz")
+	img := readFixture(t, "hello.aci")
+
+	var multi bytes.Buffer
+	w, err := xz.WriterConfig{BlockSize: 1024}.NewWriter(&multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(img)
+	w.Close()
+
+	twoStreams := append(append(append([]byte{}, good...), 0, 0, 0, 0), good...)
+	cases := []struct {
+		name string
+		in   []byte
+		ok   bool
+		tar  []byte // the uncompressed bytes, when ok
+	}{
+		{"fixture", good, true, img},
+		{"64 MiB dictionary (xz -9)", withDictByte(t, good, 28), true, img},
+		{"several blocks", multi.Bytes(), true, img},
+		// Valid xz: the image is everything it holds, a tar followed by
+		// data after its end-of-archive marker.
+		{"two streams with padding", twoStreams, true, append(append([]byte{}, img...), img...)},
+		{"128 MiB dictionary", withDictByte(t, good, 30), false, nil},
+		{"4 GiB dictionary", withDictByte(t, good, 40), false, nil},
+		{"huge dictionary in a second stream", append(append([]byte{}, good...), withDictByte(t, good, 40)...), false, nil},
+		{"no index", good[:len(good)-12], false, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key, err := s.WriteACI(bytes.NewReader(c.in), ACIFetchInfo{})
+			if c.ok {
+				if err != nil {
+					t.Fatalf("WriteACI: %v", err)
+				}
+				if want := hashKeyOfImage(c.tar); key != want {
+					t.Fatalf("key %s, want %s", key, want)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidImage) {
+				t.Fatalf("WriteACI = %q, %v; want ErrInvalidImage", key, err)
+			}
+		})
+	}
+	// The dictionary error says what is wrong.
+	_, err = s.WriteACI(bytes.NewReader(withDictByte(t, good, 40)), ACIFetchInfo{})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("dictionary")) {
+		t.Fatalf("error %v does not name the dictionary", err)
+	}
+}
+
+// TestGzipBombOnFullDisk writes an image that expands beyond the free
+// space of a small filesystem: a clear error, nothing left behind, and the
+// store keeps working. It needs root to mount a tmpfs.
+func TestGzipBombOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	s, err := NewStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bomb := gzipBytes(t, makeTar(t,
+		tarEntry{"manifest", manifestJSON("example.com/bomb")},
+		tarEntry{"rootfs/zeros", make([]byte, 16<<20)},
+	))
+	if len(bomb) > 64<<10 {
+		t.Fatalf("the bomb is %d bytes compressed", len(bomb))
+	}
+	_, err = s.WriteACI(bytes.NewReader(bomb), ACIFetchInfo{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "disk is full") || errors.Is(err, ErrInvalidImage) {
+		t.Fatalf("WriteACI of a bomb on a full disk = %v", err)
+	}
+	if left := tmpEntries(t, s); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+	if _, err := s.WriteACI(bytes.NewReader(readFixture(t, "hello.aci.gz")), ACIFetchInfo{}); err != nil {
+		t.Fatalf("the store no longer works after a full disk: %v", err)
+	}
+}
