@@ -35,6 +35,8 @@ func runChild(role, dir string) error {
 		return childCrash(dir)
 	case "stress":
 		return childStress(dir)
+	case "shared-user":
+		return childSharedUser(dir)
 	}
 	return fmt.Errorf("unknown child role %q", role)
 }
@@ -127,5 +129,3 @@ func TestTwoProcessesShareAStore(t *testing.T) {
 		t.Fatalf("tmp/ holds %v", got)
 	}
 }
-
-// childStress is defined in stress_test.go.
