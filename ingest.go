@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"sync"
 	"syscall"
 
 	"github.com/appc/spec/schema"
@@ -249,22 +248,6 @@ func (s *Store) writeTemp(data []byte) (*ingestFile, error) {
 	return f, nil
 }
 
-// inParallel runs fns at once and returns their errors joined. fsyncs of
-// different files issued together share the filesystem's journal commits.
-func inParallel(fns ...func() error) error {
-	errs := make([]error, len(fns))
-	var wg sync.WaitGroup
-	for i, fn := range fns[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i+1] = fn()
-		}()
-	}
-	errs[0] = fns[0]()
-	wg.Wait()
-	return errors.Join(errs...)
-}
 
 // inspectBlob reads a stored image tar once: its key (the hash of its
 // bytes), its size and its manifest.

@@ -287,12 +287,14 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err != nil {
 		return "", wrap(err, "write image %s: encode manifest", key)
 	}
+	// The manifest is a copy of the one inside the blob: it is not
+	// fsynced, and a lost or torn one is rewritten from the blob on read.
 	mf, err := s.writeTemp(imj)
 	if err != nil {
 		return "", wrap(err, "write image %s", key)
 	}
 	defer mf.release()
-	if err := inParallel(in.file.Sync, mf.Sync); err != nil {
+	if err := in.file.Sync(); err != nil {
 		return "", wrap(err, "write image %s: sync", key)
 	}
 
@@ -314,8 +316,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		return "", wrap(err, "write image %s: publish manifest", key)
 	}
 	hit("write-manifest-renamed")
-	dirSync := func(p string) func() error { return func() error { return syncDir(filepath.Dir(p)) } }
-	if err := inParallel(dirSync(blob), dirSync(manifest)); err != nil {
+	if err := syncDir(filepath.Dir(blob)); err != nil {
 		return "", wrap(err, "write image %s: sync", key)
 	}
 	now := time.Now()
@@ -418,36 +419,71 @@ func (s *Store) removeLocked(key string) error {
 // GetImageManifestJSON gets the ImageManifest JSON bytes with the specified
 // key (a full key or an unambiguous prefix).
 func (s *Store) GetImageManifestJSON(key string) ([]byte, error) {
-	key, err := s.ResolveKey(key)
-	if err != nil {
-		return nil, wrap(err, "read manifest")
-	}
-	kl, err := lockKey(s.lockDir, key, false)
-	if err != nil {
-		return nil, wrap(err, "read manifest")
-	}
-	defer kl.unlock()
-	imj, err := s.manifests.Read(key)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read manifest %s: file missing: %w", key, ErrKeyNotFound)
-		}
-		return nil, wrap(err, "read manifest %s", key)
-	}
-	return imj, nil
+	imj, _, err := s.manifest(key)
+	return imj, err
 }
 
 // GetImageManifest gets the ImageManifest with the specified key.
 func (s *Store) GetImageManifest(key string) (*schema.ImageManifest, error) {
-	imj, err := s.GetImageManifestJSON(key)
+	_, im, err := s.manifest(key)
+	return im, err
+}
+
+// manifest reads and parses the stored manifest of key. The manifest file
+// is a copy of the manifest inside the blob, written without fsync; one
+// that a power loss left missing or torn is rewritten from the blob.
+func (s *Store) manifest(key string) ([]byte, *schema.ImageManifest, error) {
+	key, err := s.ResolveKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, wrap(err, "read manifest")
 	}
-	im, err := parseManifest(imj)
+	kl, err := lockKey(s.lockDir, key, false)
 	if err != nil {
-		return nil, wrap(err, "read manifest %s", key)
+		return nil, nil, wrap(err, "read manifest")
 	}
-	return im, nil
+	defer kl.unlock()
+	imj, err := s.manifests.Read(key)
+	if err == nil {
+		if im, perr := parseManifest(imj); perr == nil {
+			return imj, im, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, wrap(err, "read manifest %s", key)
+	}
+	imj, im, err := s.healManifest(key)
+	if err != nil {
+		return nil, nil, wrap(err, "read manifest %s", key)
+	}
+	return imj, im, nil
+}
+
+// healManifest rewrites the manifest file of key from its blob. The key is
+// locked (shared is enough: concurrent healers write the same bytes, each
+// by an atomic rename).
+func (s *Store) healManifest(key string) ([]byte, *schema.ImageManifest, error) {
+	bkey, _, im, err := inspectBlob(s.blobPath(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("blob missing: %w", ErrKeyNotFound)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if bkey != key {
+		return nil, nil, fmt.Errorf("blob is corrupt: it hashes to %s", bkey)
+	}
+	imj, err := json.Marshal(im)
+	if err != nil {
+		return nil, nil, err
+	}
+	mf, err := s.writeTemp(imj)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer mf.release()
+	if err := rename(mf, s.manifestPath(key)); err != nil {
+		return nil, nil, err
+	}
+	return imj, im, nil
 }
 
 // GetACI retrieves the ACI that best matches the provided app name and
