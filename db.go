@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,6 +32,7 @@ const (
 type db struct {
 	w *sql.DB
 	r *sql.DB
+	q *stmtCache // r with prepared statements, for the hot read paths
 }
 
 // querier is what both a *sql.Tx and a *sql.DB offer; the row helpers take
@@ -82,11 +84,11 @@ func openDB(path string) (*db, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)
-	return &db{w: w, r: r}, nil
+	return &db{w: w, r: r, q: newStmtCache(r)}, nil
 }
 
 func (d *db) close() error {
-	return errors.Join(d.r.Close(), d.w.Close())
+	return errors.Join(d.q.close(), d.r.Close(), d.w.Close())
 }
 
 // do runs fns in one write transaction, in order. The transaction commits
@@ -172,4 +174,75 @@ func dbPath(dir string) string { return filepath.Join(dir, "db", dbFileName) }
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
+}
+
+// stmtCache is a querier over the read pool that prepares each statement
+// once and reuses it (database/sql re-prepares it on each connection as
+// needed). The hot read paths go through it: preparing costs more than
+// running these small indexed queries.
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}}
+}
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	if len(c.stmts) >= 64 { // GetACI's text varies with the label count
+		for q, st := range c.stmts {
+			st.Close()
+			delete(c.stmts, q)
+		}
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		// A *sql.Row cannot be built with an error; the plain query
+		// reports the same error through Scan.
+		return c.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for q, st := range c.stmts {
+		errs = append(errs, st.Close())
+		delete(c.stmts, q)
+	}
+	return errors.Join(errs...)
 }

@@ -90,7 +90,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 			continue
 		}
 		// Re-read under the lock: it may have been used meanwhile.
-		ai, found, err := aciinfoWithBlobKey(s.db.r, key)
+		ai, found, err := aciinfoWithBlobKey(s.db.q, key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -134,7 +134,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 				errs = append(errs, err)
 				continue
 			}
-			if _, found, err := aciinfoWithBlobKey(s.db.r, f.key); err != nil {
+			if _, found, err := aciinfoWithBlobKey(s.db.q, f.key); err != nil {
 				errs = append(errs, err)
 			} else if !found {
 				remove(f.path)
@@ -156,7 +156,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 			errs = append(errs, err)
 			continue
 		}
-		if _, found, err := aciinfoWithBlobKey(s.db.r, key); err != nil {
+		if _, found, err := aciinfoWithBlobKey(s.db.q, key); err != nil {
 			errs = append(errs, err)
 		} else if !found && !fileExists(s.intentPath(key)) {
 			remove(filepath.Join(s.lockDir, key))

@@ -248,7 +248,6 @@ func (s *Store) writeTemp(data []byte) (*ingestFile, error) {
 	return f, nil
 }
 
-
 // inspectBlob reads a stored image tar once: its key (the hash of its
 // bytes), its size and its manifest.
 func inspectBlob(path string) (key string, size int64, im *schema.ImageManifest, err error) {

@@ -31,6 +31,7 @@ type Store struct {
 	lockDir   string
 	tmpDir    string
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
+	cache     *manifestCache
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
@@ -52,6 +53,7 @@ func NewStore(dir string) (*Store, error) {
 		lockDir: filepath.Join(dir, "imagelocks"),
 		tmpDir:  filepath.Join(dir, "tmp"),
 		closed:  new(atomic.Bool),
+		cache:   newManifestCache(),
 	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
@@ -178,7 +180,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	}
 	if len(key) == lenKey {
 		// A full key needs no range: one indexed point lookup.
-		_, found, err := aciinfoWithBlobKey(s.db.r, key)
+		_, found, err := aciinfoWithBlobKey(s.db.q, key)
 		if err != nil {
 			return "", wrap(err, "resolve key")
 		}
@@ -187,7 +189,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 		}
 		return key, nil
 	}
-	ais, err := aciinfosWithKeyPrefix(s.db.r, key, 2)
+	ais, err := aciinfosWithKeyPrefix(s.db.q, key, 2)
 	if err != nil {
 		return "", wrap(err, "resolve key")
 	}
@@ -206,7 +208,7 @@ func (s *Store) ResolveName(name string) ([]string, bool, error) {
 	if err := s.live(); err != nil {
 		return nil, false, err
 	}
-	ais, err := aciinfosWithName(s.db.r, name)
+	ais, err := aciinfosWithName(s.db.q, name)
 	if err != nil {
 		return nil, false, wrap(err, "resolve name %q", name)
 	}
@@ -398,6 +400,7 @@ func (s *Store) removeLocked(key string) error {
 		return wrap(err, "remove image %s", key)
 	}
 	hit("remove-committed")
+	s.cache.drop(key)
 
 	var errs []error
 	for i, p := range []string{s.blobPath(key), s.manifestPath(key)} {
@@ -419,42 +422,70 @@ func (s *Store) removeLocked(key string) error {
 // GetImageManifestJSON gets the ImageManifest JSON bytes with the specified
 // key (a full key or an unambiguous prefix).
 func (s *Store) GetImageManifestJSON(key string) ([]byte, error) {
-	imj, _, err := s.manifest(key)
+	imj, _, err := s.manifest(key, false)
 	return imj, err
 }
 
 // GetImageManifest gets the ImageManifest with the specified key.
 func (s *Store) GetImageManifest(key string) (*schema.ImageManifest, error) {
-	_, im, err := s.manifest(key)
+	_, im, err := s.manifest(key, true)
 	return im, err
 }
 
-// manifest reads and parses the stored manifest of key. The manifest file
-// is a copy of the manifest inside the blob, written without fsync; one
-// that a power loss left missing or torn is rewritten from the blob.
-func (s *Store) manifest(key string) ([]byte, *schema.ImageManifest, error) {
+// manifest reads the stored manifest of key, and parses it when parse is
+// set (else it only checks that the JSON is whole). Manifests are replaced
+// only by atomic renames, so the read needs no lock. The manifest file is
+// a copy of the manifest inside the blob, written without fsync; one that
+// a power loss left missing or torn is rewritten from the blob, under the
+// key's lock.
+func (s *Store) manifest(key string, parse bool) ([]byte, *schema.ImageManifest, error) {
 	key, err := s.ResolveKey(key)
 	if err != nil {
 		return nil, nil, wrap(err, "read manifest")
+	}
+	if imj, im, ok := s.readManifestFile(key, parse); ok {
+		return imj, im, nil
 	}
 	kl, err := lockKey(s.lockDir, key, false)
 	if err != nil {
 		return nil, nil, wrap(err, "read manifest")
 	}
 	defer kl.unlock()
-	imj, err := s.manifests.Read(key)
-	if err == nil {
-		if im, perr := parseManifest(imj); perr == nil {
-			return imj, im, nil
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, wrap(err, "read manifest %s", key)
+	if !s.HasFullKey(key) {
+		return nil, nil, fmt.Errorf("read manifest %s: %w", key, ErrKeyNotFound) // removed meanwhile
+	}
+	s.cache.drop(key)
+	if imj, im, ok := s.readManifestFile(key, parse); ok {
+		return imj, im, nil
 	}
 	imj, im, err := s.healManifest(key)
 	if err != nil {
 		return nil, nil, wrap(err, "read manifest %s", key)
 	}
 	return imj, im, nil
+}
+
+func (s *Store) readManifestFile(key string, parse bool) ([]byte, *schema.ImageManifest, bool) {
+	imj, cached := s.cache.get(key)
+	if !cached {
+		var err error
+		if imj, err = s.manifests.Read(key); err != nil {
+			return nil, nil, false
+		}
+	}
+	var im *schema.ImageManifest
+	var err error
+	if parse || !cached {
+		// Parse what comes from the disk even when only the JSON is
+		// asked for: a torn file must be rewritten, not served or cached.
+		if im, err = parseManifest(imj); err != nil {
+			return nil, nil, false
+		}
+	}
+	if !cached {
+		s.cache.put(key, imj)
+	}
+	return append([]byte(nil), imj...), im, true
 }
 
 // healManifest rewrites the manifest file of key from its blob. The key is
@@ -496,7 +527,7 @@ func (s *Store) GetACI(name types.ACIdentifier, labels types.Labels) (string, er
 	if err := s.live(); err != nil {
 		return "", err
 	}
-	key, err := bestMatch(s.db.r, name.String(), labels)
+	key, err := bestMatch(s.db.q, name.String(), labels)
 	if err != nil {
 		return "", err
 	}
@@ -512,7 +543,7 @@ func (s *Store) GetRemote(aciURL string) (*Remote, error) {
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	return getRemote(s.db.r, aciURL)
+	return getRemote(s.db.q, aciURL)
 }
 
 // WriteRemote adds or updates the provided Remote.
@@ -540,7 +571,7 @@ func (s *Store) GetAllACIInfos(sortfields []string, ascending bool) ([]*ACIInfo,
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	return allACIInfos(s.db.r, sortfields, ascending)
+	return allACIInfos(s.db.q, sortfields, ascending)
 }
 
 // GetACIInfoWithBlobKey returns the ACIInfo of a full key; an unknown key is
@@ -552,7 +583,7 @@ func (s *Store) GetACIInfoWithBlobKey(blobKey string) (*ACIInfo, error) {
 	if err := checkFullKey(blobKey); err != nil {
 		return nil, err
 	}
-	ai, found, err := aciinfoWithBlobKey(s.db.r, blobKey)
+	ai, found, err := aciinfoWithBlobKey(s.db.q, blobKey)
 	if err != nil {
 		return nil, err
 	}
@@ -570,7 +601,7 @@ func (s *Store) HasFullKey(key string) bool {
 	if s.live() != nil || checkFullKey(key) != nil {
 		return false
 	}
-	_, found, err := aciinfoWithBlobKey(s.db.r, key)
+	_, found, err := aciinfoWithBlobKey(s.db.q, key)
 	return err == nil && found
 }
 

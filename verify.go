@@ -137,7 +137,7 @@ func (s *Store) verifyImage(r *VerifyReport, key string) error {
 		return nil // being written or removed right now
 	}
 	defer kl.unlock()
-	ai, found, err := aciinfoWithBlobKey(s.db.r, key)
+	ai, found, err := aciinfoWithBlobKey(s.db.q, key)
 	if err != nil || !found {
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *Store) verifyImage(r *VerifyReport, key string) error {
 	if ai.Name != im.Name.String() {
 		r.add(ProblemNameMismatch, key, "", "row says %q, manifest %q", ai.Name, im.Name)
 	}
-	rows, err := labelsOf(s.db.r, key)
+	rows, err := labelsOf(s.db.q, key)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Store) verifyFiles(r *VerifyReport) error {
 // isOrphan reports whether key has files but no row, and no live process
 // is writing or removing it.
 func (s *Store) isOrphan(key string) (bool, error) {
-	if _, found, err := aciinfoWithBlobKey(s.db.r, key); err != nil || found {
+	if _, found, err := aciinfoWithBlobKey(s.db.q, key); err != nil || found {
 		return false, err
 	}
 	kl, ok, err := tryLockKey(s.lockDir, key, false)
@@ -293,7 +293,7 @@ func (s *Store) isOrphan(key string) (bool, error) {
 		return false, err
 	}
 	defer kl.unlock()
-	_, found, err := aciinfoWithBlobKey(s.db.r, key)
+	_, found, err := aciinfoWithBlobKey(s.db.q, key)
 	return !found, err
 }
 
