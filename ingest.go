@@ -105,7 +105,6 @@ type hashingWriter struct {
 }
 
 func (t *hashingWriter) Write(p []byte) (int, error) {
-	hit("ingest-copy")
 	t.h.Write(p) // never fails
 	n, err := t.w.Write(p)
 	t.n += int64(n)
@@ -141,30 +140,25 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 		}
 	}()
 
-	fw := bufio.NewWriterSize(f, copyBufferSize)
-	hw := &hashingWriter{w: fw, h: sha512.New()}
-	tee := bufio.NewReaderSize(io.TeeReader(dr, hw), copyBufferSize)
-	im, err := readManifest(tee)
+	p := newPipeline(dr, f.File)
+	im, err := readManifest(p)
 	if err == nil {
 		// The tar reader stops at the end-of-archive marker; the rest
 		// (record padding) is part of the image too, and draining it
 		// checks a compressed stream's trailer.
-		if _, cerr := io.Copy(io.Discard, tee); cerr != nil {
+		if _, cerr := io.Copy(io.Discard, p); cerr != nil {
 			err = invalidImage(cerr, "read image")
 		}
 	}
-	if err == nil {
-		err = fw.Flush()
-		hw.err = err
-	}
-	if hw.err != nil {
-		return nil, writeError(hw.err, hw.n)
+	sum := p.finish()
+	if p.writeErr != nil {
+		return nil, writeError(p.writeErr, p.n)
 	}
 	if err != nil {
 		return nil, err
 	}
 	hit("ingest-done")
-	return &ingested{file: f, key: sumToKey(hw.h.Sum(nil)), size: hw.n, manifest: im}, nil
+	return &ingested{file: f, key: sumToKey(sum), size: p.n, manifest: im}, nil
 }
 
 // writeError explains a failure to write an image's temp file.
