@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -30,10 +31,27 @@ const (
 )
 
 type db struct {
-	w *sql.DB
-	r *sql.DB
-	q *stmtCache // r with prepared statements, for the hot read paths
+	w       *sql.DB
+	relaxed *sql.DB // a second writer without fsync at commit, see doRelaxed
+	r       *sql.DB
+	q       *stmtCache // r with prepared statements, for the hot read paths
+
+	// Writers queue here, in the process (writeMu) and between processes
+	// (an flock on db/write.lock), before BEGIN IMMEDIATE: the kernel wakes
+	// the next writer the moment the lock is free, where SQLite's busy
+	// handler would poll with sleeps of up to 100 ms.
+	writeMu   sync.Mutex
+	writeLock *os.File
 }
+
+// connMode says what a connection is for: it sets its pragmas.
+type connMode int
+
+const (
+	readConn    connMode = iota // query_only
+	writeConn                   // BEGIN IMMEDIATE, synchronous=FULL
+	relaxedConn                 // BEGIN IMMEDIATE, synchronous=NORMAL
+)
 
 // querier is what both a *sql.Tx and a *sql.DB offer; the row helpers take
 // it so that the Store's hot paths can read without opening a transaction.
@@ -57,45 +75,85 @@ func openDB(path string) (*db, error) {
 	}
 	f.Close()
 
-	w, err := sql.Open(sqliteDriver, dsn(path, true))
-	if err != nil {
-		return nil, wrap(err, "open database")
+	d := &db{}
+	defer func() {
+		if d != nil && d.q == nil { // failed half way
+			d.close()
+		}
+	}()
+	if d.writeLock, err = openShared(filepath.Join(filepath.Dir(path), "write.lock")); err != nil {
+		return nil, wrap(err, "open database write lock")
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-
+	if d.w, err = openPool(path, writeConn, 1); err != nil {
+		return nil, err
+	}
 	var version string
-	if err := w.QueryRow("SELECT sqlite_version()").Scan(&version); err != nil {
-		w.Close()
+	if err := d.w.QueryRow("SELECT sqlite_version()").Scan(&version); err != nil {
 		if strings.Contains(err.Error(), "CGO_ENABLED") {
 			// go-sqlite3 built without cgo is a stub that fails here.
 			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
 		}
 		return nil, wrap(err, "open database %s", path)
 	}
+	if d.relaxed, err = openPool(path, relaxedConn, 1); err != nil {
+		return nil, err
+	}
+	if d.r, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
+		return nil, err
+	}
+	d.q = newStmtCache(d.r)
+	return d, nil
+}
 
-	r, err := sql.Open(sqliteDriver, dsn(path, false))
+func openPool(path string, mode connMode, conns int) (*sql.DB, error) {
+	p, err := sql.Open(sqliteDriver, dsn(path, mode))
 	if err != nil {
-		w.Close()
 		return nil, wrap(err, "open database")
 	}
-	n := runtime.GOMAXPROCS(0) * 2
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
-	r.SetConnMaxLifetime(0)
-	return &db{w: w, r: r, q: newStmtCache(r)}, nil
+	p.SetMaxOpenConns(conns)
+	p.SetMaxIdleConns(conns)
+	p.SetConnMaxLifetime(0)
+	return p, nil
 }
 
 func (d *db) close() error {
-	return errors.Join(d.q.close(), d.r.Close(), d.w.Close())
+	var errs []error
+	if d.q != nil {
+		errs = append(errs, d.q.close())
+	}
+	for _, p := range []*sql.DB{d.r, d.relaxed, d.w} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	if d.writeLock != nil {
+		errs = append(errs, d.writeLock.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // do runs fns in one write transaction, in order. The transaction commits
 // when all return nil and rolls back when any returns an error or panics
 // (the panic then continues).
-func (d *db) do(fns ...func(*sql.Tx) error) (err error) {
-	tx, err := d.w.Begin()
+func (d *db) do(fns ...func(*sql.Tx) error) error {
+	return d.doOn(d.w, fns...)
+}
+
+// doRelaxed is do for writes that may be lost by a power cut without harm
+// (LastUsed): the commit does not wait for fsync. SQLite's WAL keeps it
+// atomic and ordered; the next durable commit makes it durable too.
+func (d *db) doRelaxed(fns ...func(*sql.Tx) error) error {
+	return d.doOn(d.relaxed, fns...)
+}
+
+func (d *db) doOn(pool *sql.DB, fns ...func(*sql.Tx) error) (err error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {
+		return wrap(err, "lock database for writing")
+	}
+	defer flock(d.writeLock, syscall.LOCK_UN)
+	tx, err := pool.Begin()
 	if err != nil {
 		return wrap(err, "begin transaction")
 	}

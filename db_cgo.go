@@ -21,10 +21,14 @@ const driverHint = "go-sqlite3 needs cgo: build with CGO_ENABLED=1 and a C compi
 // dsn is the go-sqlite3 data source name of the database at path: WAL,
 // full fsync, a busy timeout, foreign keys on, and either BEGIN IMMEDIATE
 // transactions (the writer) or a read-only connection (the readers).
-func dsn(path string, write bool) string {
+func dsn(path string, mode connMode) string {
+	sync, write := "FULL", mode != readConn
+	if mode == relaxedConn {
+		sync = "NORMAL"
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
+	q.Set("_synchronous", sync)
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMs))
 	q.Set("_foreign_keys", "1")
 	if write {

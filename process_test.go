@@ -37,6 +37,8 @@ func runChild(role, dir string) error {
 		return childStress(dir)
 	case "shared-user":
 		return childSharedUser(dir)
+	case "contend":
+		return childContend(dir)
 	}
 	return fmt.Errorf("unknown child role %q", role)
 }

@@ -240,7 +240,7 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 		}
 		return nil, wrap(err, "read image %s", key)
 	}
-	err = s.db.do(func(tx *sql.Tx) error {
+	err = s.db.doRelaxed(func(tx *sql.Tx) error {
 		now := time.Now()
 		res, err := tx.Exec(`UPDATE aciinfo SET lastused = ? WHERE blobkey = ?`, dbTime{&now}, key)
 		if err != nil {
