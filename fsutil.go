@@ -62,17 +62,25 @@ func syncDir(dir string) error {
 }
 
 // openShared opens path for reading, creating it with filePerm if missing.
+// The file may be removed by another process between a failed create and
+// the open (GC removes unused lock files): then it is created again.
 func openShared(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, filePerm)
-	if err == nil {
-		if err := f.Chmod(filePerm); err != nil {
-			f.Close()
+	for try := 0; ; try++ {
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, filePerm)
+		if err == nil {
+			if err := f.Chmod(filePerm); err != nil {
+				f.Close()
+				return nil, err
+			}
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		return f, nil
+		f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) && try < 10 {
+			continue // removed since the create failed
+		}
+		return f, err
 	}
-	if !errors.Is(err, fs.ErrExist) {
-		return nil, err
-	}
-	return os.Open(path)
 }
