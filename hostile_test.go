@@ -1,9 +1,11 @@
 package store
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os/exec"
 	"path/filepath"
@@ -114,5 +116,47 @@ func TestGzipBombOnFullDisk(t *testing.T) {
 	}
 	if _, err := s.WriteACI(bytes.NewReader(readFixture(t, "hello.aci.gz")), ACIFetchInfo{}); err != nil {
 		t.Fatalf("the store no longer works after a full disk: %v", err)
+	}
+}
+
+// TestTarHeaderBombs: an archive of very many headers is streamed (valid,
+// and accepted); an oversized PAX header is refused, not buffered.
+func TestTarHeaderBombs(t *testing.T) {
+	s := newTestStore(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	m := manifestJSON("example.com/many")
+	tw.WriteHeader(&tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
+	tw.Write(m)
+	for i := 0; i < 20000; i++ {
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("rootfs/d%05d/", i), Mode: 0o755, Typeflag: tar.TypeDir})
+	}
+	tw.Close()
+	if _, err := s.WriteACI(bytes.NewReader(gzipBytes(t, buf.Bytes())), ACIFetchInfo{}); err != nil {
+		t.Fatalf("20000 headers: %v", err)
+	}
+
+	// A PAX extended header claiming 64 MiB of records.
+	var pax bytes.Buffer
+	hdr := make([]byte, 512)
+	copy(hdr, "PaxHeaders/x")
+	copy(hdr[100:], "0000644\x00")
+	copy(hdr[124:], fmt.Sprintf("%011o\x00", 64<<20))
+	hdr[156] = 'x'
+	copy(hdr[257:], "ustar\x0000")
+	sum := 0
+	copy(hdr[148:156], "        ")
+	for _, c := range hdr {
+		sum += int(c)
+	}
+	copy(hdr[148:], fmt.Sprintf("%06o\x00 ", sum))
+	pax.Write(hdr)
+	pax.Write(bytes.Repeat([]byte("9 a=bbbb\n"), 1<<18)) // 2.3 MB of records
+	_, err := s.WriteACI(bytes.NewReader(pax.Bytes()), ACIFetchInfo{})
+	if !errors.Is(err, ErrInvalidImage) || !errors.Is(err, tar.ErrFieldTooLong) {
+		t.Fatalf("oversized PAX header: %v", err)
+	}
+	if left := tmpEntries(t, s); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
 	}
 }

@@ -47,7 +47,7 @@ type ingested struct {
 }
 
 func invalidImage(err error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %v", ErrInvalidImage, fmt.Sprintf(format, args...), err)
+	return fmt.Errorf("%w: %s: %w", ErrInvalidImage, fmt.Sprintf(format, args...), err)
 }
 
 // decompressor returns a reader of the uncompressed tar in r, which is at
