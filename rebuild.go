@@ -44,24 +44,11 @@ type RebuildReport struct {
 // imageManifest/ layout, and its ql database (db/ql.db) is left in place,
 // unused.
 func Rebuild(dir string) (*RebuildReport, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
-	}
-	dir, err := filepath.Abs(dir)
+	s, err := lockedShell(dir)
 	if err != nil {
 		return nil, wrap(err, "rebuild")
 	}
-	s := &Store{dir: dir, lockDir: filepath.Join(dir, "imagelocks"), tmpDir: filepath.Join(dir, "tmp")}
-	for _, d := range s.layout() {
-		if err := mkdirShared(d); err != nil {
-			return nil, wrap(err, "rebuild: create store directory")
-		}
-	}
-	s.blobs = newDiskv(filepath.Join(dir, "blob"))
-	s.manifests = newDiskv(filepath.Join(dir, "imageManifest"))
-	if s.storeLock, err = lockStore(dir); err != nil {
-		return nil, err
-	}
+	dir = s.dir
 	defer s.storeLock.close()
 	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
 		return nil, wrap(err, "rebuild")

@@ -41,46 +41,55 @@ type Store struct {
 // store lock is then taken exclusively (waiting up to 30 s for other users)
 // and the database is backed up into db-backups/ first.
 func NewStore(dir string) (*Store, error) {
+	s, err := lockedShell(dir)
+	if err != nil {
+		return nil, wrap(err, "open store")
+	}
+	if s.db, err = openDB(dbPath(s.dir)); err != nil {
+		s.storeLock.close()
+		if rerr := s.needsRebuild(err); rerr != nil {
+			err = rerr
+		}
+		return nil, wrap(err, "open store %s", s.dir)
+	}
+	if err := s.openSchema(); err != nil {
+		s.db.close()
+		s.storeLock.close()
+		return nil, wrap(err, "open store %s", s.dir)
+	}
+	// Best effort: what cannot be settled now (a file that will not go)
+	// stays recorded for the next open and for GC, which reports it.
+	s.recoverInFlight(false)
+	return s, nil
+}
+
+// lockedShell is a Store without its database: the directories made, the
+// diskv stores set up and the store lock held (shared).
+func lockedShell(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, wrap(err, "open store")
+		return nil, err
 	}
 	s := &Store{
-		dir:     dir,
-		lockDir: filepath.Join(dir, "imagelocks"),
-		tmpDir:  filepath.Join(dir, "tmp"),
-		closed:  new(atomic.Bool),
-		cache:   newManifestCache(),
+		dir:       dir,
+		lockDir:   filepath.Join(dir, "imagelocks"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		blobs:     newDiskv(filepath.Join(dir, "blob")),
+		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		closed:    new(atomic.Bool),
+		cache:     newManifestCache(),
 	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
 			return nil, wrap(err, "create store directory")
 		}
 	}
-	s.blobs = newDiskv(filepath.Join(dir, "blob"))
-	s.manifests = newDiskv(filepath.Join(dir, "imageManifest"))
-
 	if s.storeLock, err = lockStore(dir); err != nil {
 		return nil, err
 	}
-	if s.db, err = openDB(dbPath(dir)); err != nil {
-		s.storeLock.close()
-		if rerr := s.needsRebuild(err); rerr != nil {
-			err = rerr
-		}
-		return nil, wrap(err, "open store %s", dir)
-	}
-	if err := s.openSchema(); err != nil {
-		s.db.close()
-		s.storeLock.close()
-		return nil, wrap(err, "open store %s", dir)
-	}
-	// Best effort: what cannot be settled now (a file that will not go)
-	// stays recorded for the next open and for GC, which reports it.
-	s.recoverInFlight(false)
 	return s, nil
 }
 
