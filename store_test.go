@@ -929,3 +929,37 @@ func TestFileModes(t *testing.T) {
 		}
 	}
 }
+
+func TestDump(t *testing.T) {
+	s := newTestStore(t)
+	key := writeImage(t, s, readFixture(t, "hello.aci"), false)
+	capture := func(hex bool) string {
+		t.Helper()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout := os.Stdout
+		os.Stdout = w
+		s.Dump(hex)
+		os.Stdout = stdout
+		w.Close()
+		out, _ := io.ReadAll(r)
+		return string(out)
+	}
+	plain := capture(false)
+	if !strings.Contains(plain, "blob/"+key+": manifest") || !strings.Contains(plain, `imageManifest/`+key+`: {"acKind":"ImageManifest"`) ||
+		strings.Count(plain, "1 total image ID(s)") != 2 {
+		t.Fatalf("Dump(false):\n%s", plain)
+	}
+	if hexOut := capture(true); !strings.Contains(hexOut, key+": 6d616e6966657374") { // "manifest"
+		t.Fatalf("Dump(true):\n%s", hexOut)
+	}
+	// A value that cannot be read is reported, not a panic (rkt panicked).
+	os.Remove(s.manifestPath(key))
+	os.Mkdir(s.manifestPath(key), 0o700)
+	os.WriteFile(filepath.Join(s.manifestPath(key), "x"), nil, 0o600)
+	if out := capture(false); !strings.Contains(out, "error:") {
+		t.Fatalf("Dump with an unreadable value:\n%s", out)
+	}
+}
