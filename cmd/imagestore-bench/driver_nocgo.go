@@ -1,0 +1,7 @@
+//go:build !cgo
+
+package main
+
+// sqliteDriver names the SQLite driver the store library uses in this
+// build; the library selects it with the same build constraint.
+const sqliteDriver = "modernc.org/sqlite (pure Go, CGO_ENABLED=0)"

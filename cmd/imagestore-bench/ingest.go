@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"crypto/sha512"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	store "github.com/imagestore/imagestore"
+	"github.com/ulikunitz/xz"
+)
+
+// ingest measures WriteACI of the large image in each format, fed from
+// memory, against SHA-512 of the tar and the decoders alone on the same
+// bytes; then ReadStream of the stored image against reading its blob file.
+// The runs of every measurement are interleaved, so that a slow moment of
+// the shared machine does not fall on one figure only.
+func (b *bench) ingest() error {
+	c := b.cfg
+	b.progress("building a %d MiB image (half random, half text files of 1 MiB)", c.imageMiB)
+	var tarBuf bytes.Buffer
+	tarBuf.Grow(c.imageMiB*mib + mib)
+	if err := writeLargeImage(&tarBuf, "example.com/bench-large", int64(c.imageMiB)*mib, 1); err != nil {
+		return fmt.Errorf("build image: %w", err)
+	}
+	img := tarBuf.Bytes()
+	size := float64(len(img)) / mib
+
+	type form struct {
+		name string
+		data []byte
+	}
+	forms := []form{}
+	for _, f := range c.formats {
+		var data []byte
+		var err error
+		t0 := time.Now()
+		switch f {
+		case "tar":
+			data = img
+		case "gzip":
+			data, err = gzipBytes(img)
+		case "xz":
+			var how string
+			data, how, err = xzBytes(img)
+			b.note("xz input made with %s", how)
+		case "bzip2":
+			if _, lerr := exec.LookPath("bzip2"); lerr != nil {
+				b.note("bzip2 skipped: no bzip2 command on PATH, and Go has no bzip2 encoder")
+				continue
+			}
+			data, err = compressCmd(img, "bzip2", "-1", "-c")
+			b.note("bzip2 input made with the bzip2 command (-1, one stream per core, concatenated)")
+		}
+		if err != nil {
+			return fmt.Errorf("compress %s: %w", f, err)
+		}
+		if f != "tar" {
+			b.progress("compressed to %s: %.1f MiB in %.1f s", f, float64(len(data))/mib, time.Since(t0).Seconds())
+		}
+		forms = append(forms, form{f, data})
+	}
+
+	s, err := store.NewStore(b.dirFor("ingest"))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// This VM makes the first few hundred MiB of new page cache slow after
+	// it reclaimed memory: one untimed write and removal first.
+	b.progress("warm-up: writing and removing one %d MiB image, untimed", c.imageMiB)
+	if err := writeRemove(s, img); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	b.note("warm-up before timing: one %d MiB image written and removed (this VM makes the first 256 MiB of new page cache slow)", c.imageMiB)
+	b.note("WriteACI reads its input from a bytes.Reader (in memory), so input I/O is not measured; each timed write is followed by an untimed RemoveACI")
+
+	rates := map[string][]float64{}
+	timeMiBs := func(name string, fn func() error) error {
+		t0 := time.Now()
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rates[name] = append(rates[name], size/time.Since(t0).Seconds())
+		return nil
+	}
+	for run := range c.runs {
+		b.progress("ingest run %d of %d", run+1, c.runs)
+		if err := timeMiBs("sha512", func() error { sha512.Sum512(img); return nil }); err != nil {
+			return err
+		}
+		for _, f := range forms {
+			switch f.name {
+			case "xz":
+				if err := timeMiBs("xz decoder", func() error { return decodeXz(f.data) }); err != nil {
+					return err
+				}
+			case "bzip2":
+				if err := timeMiBs("bzip2 decoder", func() error { return decodeBzip2(f.data) }); err != nil {
+					return err
+				}
+			}
+			var key string
+			err := timeMiBs(f.name, func() error {
+				var err error
+				key, err = s.WriteACI(bytes.NewReader(f.data), store.ACIFetchInfo{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if err := s.RemoveACI(key); err != nil {
+				return fmt.Errorf("remove %s image: %w", f.name, err)
+			}
+		}
+	}
+	sha := median(rates["sha512"])
+	b.add("ingest", "SHA-512 of the tar in memory", sha, "MiB/s", "", 0, nil, "baseline: one core's hash rate, the ceiling")
+	for _, f := range forms {
+		switch f.name {
+		case "tar":
+			b.add("ingest", "WriteACI tar", median(rates["tar"]), "MiB/s", "sha512", sha, atLeastRatio(0.85), "")
+		case "gzip":
+			b.add("ingest", "WriteACI gzip", median(rates["gzip"]), "MiB/s", "sha512", sha, atLeastRatio(0.80),
+				fmt.Sprintf("input %.1f MiB", float64(len(f.data))/mib))
+		case "xz", "bzip2":
+			dec := median(rates[f.name+" decoder"])
+			pkg := "github.com/ulikunitz/xz"
+			if f.name == "bzip2" {
+				pkg = "compress/bzip2"
+			}
+			b.add("ingest", f.name+" decoder alone", dec, "MiB/s", "", 0, nil,
+				fmt.Sprintf("baseline: %s from memory to io.Discard", pkg))
+			b.add("ingest", "WriteACI "+f.name, median(rates[f.name]), "MiB/s", f.name+" dec", dec, atLeastRatio(0.85),
+				fmt.Sprintf("input %.1f MiB", float64(len(f.data))/mib))
+		}
+	}
+	return b.readStream(s, img)
+}
+
+// writeRemove writes img and removes it again.
+func writeRemove(s *store.Store, img []byte) error {
+	key, err := s.WriteACI(bytes.NewReader(img), store.ACIFetchInfo{})
+	if err != nil {
+		return err
+	}
+	return s.RemoveACI(key)
+}
+
+func decodeXz(data []byte) error {
+	zr, err := xz.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, zr)
+	return err
+}
+
+func decodeBzip2(data []byte) error {
+	_, err := io.Copy(io.Discard, bzip2.NewReader(bytes.NewReader(data)))
+	return err
+}
+
+// blobPath is where the store keeps the tar of key, by its documented
+// layout: DIR/blob/sha512/<first two hex digits>/<key>.
+func blobPath(dir, key string) string {
+	return filepath.Join(dir, "blob", "sha512", key[len("sha512-"):len("sha512-")+2], key)
+}
+
+// readStream stores img and reads it back to the end with ReadStream and,
+// as the baseline, straight from its blob file; both with the page cache
+// warm (one untimed read of each first).
+func (b *bench) readStream(s *store.Store, img []byte) error {
+	key, err := s.WriteACI(bytes.NewReader(img), store.ACIFetchInfo{})
+	if err != nil {
+		return err
+	}
+	path := blobPath(b.dirFor("ingest"), key)
+	size := float64(len(img)) / mib
+	viaStore := func() (int64, error) {
+		rc, err := s.ReadStream(key)
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		return n, err
+	}
+	direct := func() (int64, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.Copy(io.Discard, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return n, err
+	}
+	var rs, ds []float64
+	for i := range b.cfg.runs + 1 {
+		for _, m := range []struct {
+			fn   func() (int64, error)
+			into *[]float64
+		}{{direct, &ds}, {viaStore, &rs}} {
+			t0 := time.Now()
+			n, err := m.fn()
+			if err != nil {
+				return fmt.Errorf("read image: %w", err)
+			}
+			if n != int64(len(img)) {
+				return fmt.Errorf("read image: %d bytes, want %d", n, len(img))
+			}
+			if i > 0 { // the first round warms the page cache
+				*m.into = append(*m.into, size/time.Since(t0).Seconds())
+			}
+		}
+	}
+	d := median(slices.Clone(ds))
+	b.add("read", "blob file read directly", d, "MiB/s", "", 0, nil, "baseline: os.Open + io.Copy to io.Discard")
+	b.add("read", "ReadStream to the end", median(rs), "MiB/s", "direct", d, atLeastRatio(0.9), "page cache warm for both (one untimed read of each first)")
+	return nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	store "github.com/imagestore/imagestore"
+)
+
+// memory writes a large image tar to a file, streamed, and has a child
+// process ingest it; the figure is the child's peak RSS as the kernel
+// reports it to the parent (ru_maxrss).
+func (b *bench) memory() error {
+	c := b.cfg
+	if c.skipRSS {
+		b.note("peak RSS not measured (--skip-rss)")
+		return nil
+	}
+	dir := b.dirFor("memory")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := dir + "/image.tar"
+	b.progress("writing a %d MiB image to %s, streamed", c.rssMiB, path)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, mib)
+	err = writeLargeImage(bw, "example.com/bench-rss", int64(c.rssMiB)*mib, 2)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write image: %w", err)
+	}
+	b.progress("child process: NewStore + WriteACI of the %d MiB file", c.rssMiB)
+	ch, err := startChild("ingest", dir+"/store", path)
+	if err != nil {
+		return err
+	}
+	rep, err := ch.wait()
+	if err != nil {
+		return err
+	}
+	kib, ok := maxRSSKiB(ch.cmd.ProcessState)
+	if !ok {
+		b.note("peak RSS not measured: no ru_maxrss in KiB on %s", osName())
+		return os.RemoveAll(dir)
+	}
+	note := fmt.Sprintf("ru_maxrss of the child; it saw VmHWM %.1f MiB itself; the ingest took %.1f s", float64(rep.VmHWMKiB)/1024, rep.Seconds)
+	b.add("memory", "peak RSS, ingest from a file", float64(kib)/1024, "MiB", "", 0, below(64), note)
+	return os.RemoveAll(dir)
+}
+
+// contention starts the processes of the contention loop on one store at
+// once and times them from the first start to the last exit.
+func (b *bench) contention() error {
+	c := b.cfg
+	dir := b.dirFor("contention")
+	s, err := store.NewStore(dir) // create it, so that the children only open it
+	if err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	b.progress("%d processes x %d loops on one store", c.procs, c.loops)
+	t0 := time.Now()
+	children := make([]*child, c.procs)
+	for p := range children {
+		if children[p], err = startChild("contend", dir, strconv.Itoa(p), strconv.Itoa(c.loops)); err != nil {
+			for _, ch := range children[:p] {
+				ch.cmd.Wait()
+			}
+			return err
+		}
+	}
+	errs, slowest, first := 0, 0.0, ""
+	var werr error
+	for _, ch := range children {
+		rep, err := ch.wait()
+		if err != nil {
+			werr = err
+			continue
+		}
+		errs += rep.Errors
+		slowest = max(slowest, rep.Seconds)
+		if first == "" {
+			first = rep.FirstError
+		}
+	}
+	wall := time.Since(t0).Seconds()
+	if werr != nil {
+		return werr
+	}
+	b.add("contention", "total wall time", wall, "s", "", 0, below(2),
+		fmt.Sprintf("from the first process start to the last exit; the slowest process ran %.2f s", slowest))
+	note := ""
+	if first != "" {
+		note = "first: " + first
+	}
+	b.add("contention", "errors", float64(errs), "errors", "", 0, atMost(0), note)
+	return nil
+}
