@@ -70,7 +70,7 @@ func (b *bench) scaleProbe() error {
 // remote each, from several goroutines, printing progress.
 func (b *bench) fill(s *store.Store, keys []string, from, to int) error {
 	b.progress("scale: writing images %d to %d", from, to)
-	const workers = 4
+	const workers = 8
 	var next atomic.Int64
 	next.Store(int64(from))
 	var done atomic.Int64

@@ -67,6 +67,7 @@ func writeSVG(path string, r *report) error {
 	}
 	p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, left, top+plotH, left+plotW, top+plotH)
 	// Bars.
+	missed := false
 	slot := float64(plotW) / float64(len(bars))
 	barW := slot * 0.5
 	for i, b := range bars {
@@ -76,10 +77,14 @@ func writeSVG(path string, r *report) error {
 			fill = "#c8553d"
 		}
 		p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x, y(b.value), barW, float64(top+plotH)-y(b.value), fill)
-		p(`<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`, x+barW/2, y(b.value)-5, b.value)
+		p(`<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`, x+barW/2, min(y(b.value), y(b.decoder))-6, b.value)
 		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+barW/2, top+plotH+18, b.label)
 		if b.decoder > 0 {
 			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#222" stroke-width="3"/>`, x-6, y(b.decoder), x+barW+6, y(b.decoder))
+			p(`<text x="%.1f" y="%.1f" font-size="10" fill="#222">decoder %.0f</text>`, x+barW+8, y(b.decoder)+4, b.decoder)
+		}
+		if b.pass != nil && !*b.pass {
+			missed = true
 		}
 	}
 	// The ceiling.
@@ -89,6 +94,9 @@ func writeSVG(path string, r *report) error {
 	legend := "bars: WriteACI from memory, fsync included"
 	if strings.Contains(sb.String(), `stroke-width="3"`) {
 		legend += "; black tick: the decoder alone"
+	}
+	if missed {
+		legend += "; red: target missed"
 	}
 	p(`<text x="%d" y="%d" fill="#555">%s</text>`, left, height-14, legend)
 	p(`</svg>`)
