@@ -381,7 +381,14 @@ func (s *Store) RemoveACI(key string) error {
 		return wrap(err, "remove image")
 	}
 	defer kl.unlock()
-	return s.removeLocked(key)
+	if err := s.removeLocked(key); err != nil {
+		return err
+	}
+	// The key's lock file goes too, so imagelocks/ does not grow with every
+	// key ever stored. It is safe while we hold it: a waiter on this file
+	// finds it replaced when its turn comes (lockKey checks the inode).
+	os.Remove(filepath.Join(s.lockDir, key))
+	return nil
 }
 
 // removeLocked removes the image of key, which the caller has locked
