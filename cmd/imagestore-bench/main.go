@@ -185,7 +185,7 @@ func benchmark(cfg *config, stdout, stderr io.Writer) error {
 	err = b.all()
 	if cfg.keep {
 		b.progress("kept %s", work)
-	} else if rerr := os.RemoveAll(work); rerr != nil && err == nil {
+	} else if rerr := b.removeWork(); rerr != nil && err == nil {
 		err = fmt.Errorf("remove work directory: %w", rerr)
 	}
 	if err != nil {
@@ -259,4 +259,11 @@ func (b *bench) note(format string, args ...any) {
 // dirFor returns a new directory for one section's store or files.
 func (b *bench) dirFor(name string) string {
 	return filepath.Join(b.work, name)
+}
+
+// removeWork removes the work directory; with a scale store that takes a
+// while, so it says so.
+func (b *bench) removeWork() error {
+	b.progress("removing %s", b.work)
+	return os.RemoveAll(b.work)
 }

@@ -44,28 +44,6 @@ func (b *bench) metadata() error {
 		}
 	}
 
-	// Writes and removals at n images: a batch of extra images per run.
-	batch := max(10, n/10)
-	var writes, removes []float64
-	extra := make([][]string, c.runs)
-	for run := range c.runs {
-		imgs := make([][]byte, batch)
-		for j := range imgs {
-			if imgs[j], err = tinyImage(fmt.Sprintf("example.com/extra-%d", run), "version="+strconv.Itoa(j), "os=linux"); err != nil {
-				return err
-			}
-		}
-		t0 := time.Now()
-		for _, img := range imgs {
-			key, err := s.WriteACI(bytes.NewReader(img), store.ACIFetchInfo{})
-			if err != nil {
-				return err
-			}
-			extra[run] = append(extra[run], key)
-		}
-		writes = append(writes, float64(batch)/time.Since(t0).Seconds())
-	}
-
 	b.progress("timing metadata calls at %d images, %v each, %d run(s)", n, c.opTime, c.runs)
 	names := n / 10
 	ops := []struct {
@@ -93,9 +71,9 @@ func (b *bench) metadata() error {
 			m, err := s.GetImageManifest(keys[j])
 			return check(err, err == nil && m.Name.String() == tinyName("app", j), "GetImageManifest")
 		}},
-		{fmt.Sprintf("GetAllACIInfos, all %d rows", n+batch*c.runs), "listings/s", 300, func(i int) error {
+		{fmt.Sprintf("GetAllACIInfos, all %d rows", n), "listings/s", 300, func(i int) error {
 			ais, err := s.GetAllACIInfos([]string{"importtime"}, true)
-			return check(err, len(ais) == n+batch*c.runs, "GetAllACIInfos")
+			return check(err, len(ais) == n, "GetAllACIInfos")
 		}},
 		{"WriteRemote + GetRemote", "pairs/s", 1000, func(i int) error {
 			j := spread(i, n)
@@ -114,6 +92,29 @@ func (b *bench) metadata() error {
 		}
 		b.add("metadata", op.name, rate, op.unit, "", 0, atLeast(op.min), "")
 	}
+	// Writes and removals at n images, after the reads so that those see
+	// exactly n images: a batch of extra images per run.
+	batch := max(10, n/10)
+	var writes, removes []float64
+	extra := make([][]string, c.runs)
+	for run := range c.runs {
+		imgs := make([][]byte, batch)
+		for j := range imgs {
+			if imgs[j], err = tinyImage(fmt.Sprintf("example.com/extra-%d", run), "version="+strconv.Itoa(j), "os=linux"); err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		for _, img := range imgs {
+			key, err := s.WriteACI(bytes.NewReader(img), store.ACIFetchInfo{})
+			if err != nil {
+				return err
+			}
+			extra[run] = append(extra[run], key)
+		}
+		writes = append(writes, float64(batch)/time.Since(t0).Seconds())
+	}
+
 	b.add("metadata", "WriteACI, tiny image", median(writes), "images/s", "", 0, atLeast(300),
 		fmt.Sprintf("%d images per run into the store of %d, every fsync on", batch, n))
 
