@@ -2,7 +2,6 @@ package store
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -110,9 +109,4 @@ func RemoveRemote(tx *sql.Tx, blobKey string) error {
 	}
 	_, err := tx.Exec(`DELETE FROM remote WHERE blobkey = ?`, blobKey)
 	return wrap(err, "remove remotes of %s", blobKey)
-}
-
-// isNotFound reports whether err says that something does not exist.
-func isNotFound(err error) bool {
-	return errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrRemoteNotFound)
 }
