@@ -96,22 +96,15 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// hashingWriter writes to the temp file and the hash, counting bytes.
-type hashingWriter struct {
-	w   io.Writer
-	h   hash.Hash
-	n   int64
-	err error // the first write error: a full disk, not a bad image
+// countingHash is a SHA-512 that counts the bytes it hashed.
+type countingHash struct {
+	hash.Hash
+	n int64
 }
 
-func (t *hashingWriter) Write(p []byte) (int, error) {
-	t.h.Write(p) // never fails
-	n, err := t.w.Write(p)
-	t.n += int64(n)
-	if err != nil && t.err == nil {
-		t.err = err
-	}
-	return n, err
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.Hash.Write(p)
 }
 
 // ingest reads an image from r into a new temp file. On success the file is
@@ -250,7 +243,7 @@ func inspectBlob(path string) (key string, size int64, im *schema.ImageManifest,
 		return "", 0, nil, err
 	}
 	defer f.Close()
-	hw := &hashingWriter{w: io.Discard, h: sha512.New()}
+	hw := &countingHash{Hash: sha512.New()}
 	tee := bufio.NewReaderSize(io.TeeReader(f, hw), copyBufferSize)
 	im, err = readManifest(tee)
 	if err == nil {
@@ -258,5 +251,5 @@ func inspectBlob(path string) (key string, size int64, im *schema.ImageManifest,
 			err = cerr
 		}
 	}
-	return sumToKey(hw.h.Sum(nil)), hw.n, im, err
+	return sumToKey(hw.Sum(nil)), hw.n, im, err
 }
