@@ -74,7 +74,9 @@ type keyLock struct {
 	f *os.File
 }
 
-const keyLockRetries = 5
+// keyLockRetries bounds how often lockKey follows a replaced lock file;
+// each replacement means another process made progress (GC removed it).
+const keyLockRetries = 20
 
 // lockKey locks the key's lock file. key must have passed checkFullKey.
 func lockKey(dir, key string, exclusive bool) (*keyLock, error) {

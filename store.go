@@ -381,14 +381,10 @@ func (s *Store) RemoveACI(key string) error {
 		return wrap(err, "remove image")
 	}
 	defer kl.unlock()
-	if err := s.removeLocked(key); err != nil {
-		return err
-	}
-	// The key's lock file goes too, so imagelocks/ does not grow with every
-	// key ever stored. It is safe while we hold it: a waiter on this file
-	// finds it replaced when its turn comes (lockKey checks the inode).
-	os.Remove(filepath.Join(s.lockDir, key))
-	return nil
+	// The key's lock file stays: removing it on every removal made writers
+	// of a popular key chase replaced lock files. GC removes the lock
+	// files of keys that no longer exist.
+	return s.removeLocked(key)
 }
 
 // removeLocked removes the image of key, which the caller has locked

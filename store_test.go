@@ -386,7 +386,7 @@ func TestRemoveACI(t *testing.T) {
 	if s.HasFullKey(key) {
 		t.Fatal("HasFullKey after RemoveACI")
 	}
-	for _, p := range []string{s.blobPath(key), s.manifestPath(key), filepath.Join(s.lockDir, key)} {
+	for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("%s still there: %v", p, err)
 		}
