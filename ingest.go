@@ -143,9 +143,9 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 			err = invalidImage(cerr, "read image")
 		}
 	}
-	sum := p.finish()
-	if p.writeErr != nil {
-		return nil, writeError(p.writeErr, p.n)
+	sum, werr := p.finish()
+	if werr != nil {
+		return nil, writeError(werr, p.n)
 	}
 	if err != nil {
 		return nil, err

@@ -4,35 +4,52 @@ import (
 	"crypto/sha512"
 	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 )
 
 // pipeline is the reader the tar parser reads the uncompressed image from.
-// Each chunk it reads from the decompressor is, before the parser sees it,
-// written to the temp file and handed to a hashing goroutine, so that
-// SHA-512 (the slowest stage) runs on one core while decompression, the
-// write and the parse run on another. Chunks come from a small ring of
-// buffers that the hasher hands back, which bounds memory to
-// pipelineBuffers x pipelineChunk whatever the image size.
+// Each chunk it reads from the decompressor goes, at once, to a hashing
+// goroutine, to a writing goroutine and to the parser, so that the three
+// slow stages run in parallel: SHA-512 (the wall for tar and gzip input),
+// the decoder (the wall for xz and bzip2) and the write of the temp file.
+// Chunks come from a small ring of buffers, each back in the ring when all
+// three are done with it, which bounds memory to pipelineBuffers x
+// pipelineChunk whatever the image size.
 type pipeline struct {
 	src  io.Reader
 	file *os.File
 
-	toHash chan []byte
-	free   chan []byte
-	summed chan []byte // the digest, once toHash is closed and drained
+	toHash  chan *chunk
+	toWrite chan *chunk
+	free    chan *chunk
+	summed  chan []byte // the digest, once toHash is closed and drained
+	written sync.WaitGroup
 
-	cur      []byte // the chunk the parser is reading
+	cur      *chunk // the chunk the parser is reading
 	off      int
-	n        int64 // bytes read from src (and written, when werr is nil)
-	synced   int64 // bytes handed to writeback so far
+	n        int64 // bytes read from src
 	readErr  error // from src: a bad image
-	writeErr error // from the file: a full disk, not a bad image
+	writeErr atomic.Pointer[error]
 	closed   bool
+}
+
+// chunk is one buffer of the ring and the count of stages still using it.
+type chunk struct {
+	buf  []byte
+	data []byte
+	refs atomic.Int32
+}
+
+func (p *pipeline) release(c *chunk) {
+	if c.refs.Add(-1) == 0 {
+		p.free <- c
+	}
 }
 
 const (
 	pipelineChunk   = 1 << 20
-	pipelineBuffers = 4
+	pipelineBuffers = 6
 	// writebackEvery starts the kernel's writeback of each written span,
 	// so the fsync before publishing finds little left to do.
 	writebackEvery = 8 << 20
@@ -40,22 +57,41 @@ const (
 
 func newPipeline(src io.Reader, file *os.File) *pipeline {
 	p := &pipeline{
-		src:    src,
-		file:   file,
-		toHash: make(chan []byte, pipelineBuffers),
-		free:   make(chan []byte, pipelineBuffers),
-		summed: make(chan []byte, 1),
+		src:     src,
+		file:    file,
+		toHash:  make(chan *chunk, pipelineBuffers),
+		toWrite: make(chan *chunk, pipelineBuffers),
+		free:    make(chan *chunk, pipelineBuffers),
+		summed:  make(chan []byte, 1),
 	}
 	for i := 0; i < pipelineBuffers; i++ {
-		p.free <- make([]byte, pipelineChunk)
+		p.free <- &chunk{buf: make([]byte, pipelineChunk)}
 	}
 	go func() {
 		h := sha512.New()
-		for b := range p.toHash {
-			h.Write(b)
-			p.free <- b[:cap(b)]
+		for c := range p.toHash {
+			h.Write(c.data)
+			p.release(c)
 		}
 		p.summed <- h.Sum(nil)
+	}()
+	p.written.Add(1)
+	go func() {
+		defer p.written.Done()
+		var off, synced int64
+		for c := range p.toWrite {
+			if p.writeErr.Load() == nil {
+				if _, err := p.file.Write(c.data); err != nil {
+					p.writeErr.Store(&err)
+				}
+				off += int64(len(c.data))
+				if off-synced >= writebackEvery {
+					startWriteback(p.file, synced, off-synced)
+					synced = off
+				}
+			}
+			p.release(c)
+		}
 	}()
 	return p
 }
@@ -63,38 +99,36 @@ func newPipeline(src io.Reader, file *os.File) *pipeline {
 // Read serves the parser from the current chunk, filling the next one
 // when it is used up.
 func (p *pipeline) Read(b []byte) (int, error) {
-	for p.off == len(p.cur) {
+	for p.cur == nil || p.off == len(p.cur.data) {
 		if p.readErr != nil {
 			return 0, p.readErr
 		}
-		if p.writeErr != nil {
-			return 0, p.writeErr
+		if err := p.writeErr.Load(); err != nil {
+			return 0, *err // the disk is full: stop decompressing
 		}
 		p.fill()
 	}
-	n := copy(b, p.cur[p.off:])
+	n := copy(b, p.cur.data[p.off:])
 	p.off += n
 	return n, nil
 }
 
-// fill reads the next chunk, writes it, and sends it to the hasher.
+// fill reads the next chunk and hands it to the hasher and the writer.
 func (p *pipeline) fill() {
-	buf := <-p.free
-	n, err := readChunk(p.src, buf)
-	buf = buf[:n]
+	if p.cur != nil {
+		p.release(p.cur) // the parser is done with it
+	}
+	c := <-p.free
+	n, err := readChunk(p.src, c.buf)
+	c.data = c.buf[:n]
+	p.n += int64(n)
+	c.refs.Store(3) // hasher, writer, parser
+	p.toHash <- c
+	p.toWrite <- c
+	p.cur, p.off = c, 0
 	if n > 0 {
-		if _, werr := p.file.Write(buf); werr != nil {
-			p.writeErr = werr
-		}
-		p.n += int64(n)
-		if p.n-p.synced >= writebackEvery {
-			startWriteback(p.file, p.synced, p.n-p.synced)
-			p.synced = p.n
-		}
 		hit("ingest-copy")
 	}
-	p.toHash <- buf
-	p.cur, p.off = buf, 0
 	if err != nil {
 		p.readErr = err
 	}
@@ -115,13 +149,20 @@ func readChunk(src io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// finish stops the hasher and returns the digest. It must be called once,
-// on every path, so that the hashing goroutine ends.
-func (p *pipeline) finish() []byte {
+// finish waits for the hasher and the writer and returns the digest and
+// the first write error. It must be called once, on every path, so that
+// both goroutines end.
+func (p *pipeline) finish() ([]byte, error) {
 	if p.closed {
-		return nil
+		return nil, nil
 	}
 	p.closed = true
 	close(p.toHash)
-	return <-p.summed
+	close(p.toWrite)
+	sum := <-p.summed
+	p.written.Wait()
+	if err := p.writeErr.Load(); err != nil {
+		return sum, *err
+	}
+	return sum, nil
 }
