@@ -41,8 +41,8 @@ func writeSVG(path string, r *report) error {
 	}
 
 	const (
-		width, height = 640, 360
-		left, right   = 70, 20
+		width, height = 760, 360
+		left, right   = 70, 90 // room for the decoder labels right of the last bar
 		top, bottom   = 50, 60
 		plotW, plotH  = width - left - right, height - top - bottom
 	)
