@@ -51,37 +51,38 @@ func invalidImage(err error, format string, args ...any) error {
 }
 
 // decompressor returns a reader of the uncompressed tar in r, which is at
-// its start.
-func decompressor(r io.ReadSeeker) (io.Reader, func(), error) {
+// its start; slow says that decoding, not hashing, will be the wall.
+func decompressor(r io.ReadSeeker) (dr io.Reader, slow bool, closer func(), err error) {
+	nop := func() {}
 	br := bufio.NewReaderSize(r, copyBufferSize)
 	magic, err := br.Peek(len(magicXz))
 	if len(magic) == 0 {
 		if err == nil || errors.Is(err, io.EOF) {
-			return nil, nil, fmt.Errorf("%w: empty input", ErrInvalidImage)
+			return nil, false, nil, fmt.Errorf("%w: empty input", ErrInvalidImage)
 		}
-		return nil, nil, wrap(err, "read image")
+		return nil, false, nil, wrap(err, "read image")
 	}
 	switch {
 	case bytes.HasPrefix(magic, magicGzip):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, invalidImage(err, "gzip")
+			return nil, false, nil, invalidImage(err, "gzip")
 		}
-		return zr, func() { zr.Close() }, nil
+		return zr, false, func() { zr.Close() }, nil
 	case bytes.HasPrefix(magic, magicBzip2):
-		return bzip2.NewReader(br), func() {}, nil
+		return bzip2.NewReader(br), true, nop, nil
 	case bytes.HasPrefix(magic, magicXz):
 		if err := checkXzDict(r); err != nil {
-			return nil, nil, invalidImage(err, "xz")
+			return nil, false, nil, invalidImage(err, "xz")
 		}
 		br.Reset(r)
 		zr, err := xz.NewReader(br)
 		if err != nil {
-			return nil, nil, invalidImage(err, "xz")
+			return nil, false, nil, invalidImage(err, "xz")
 		}
-		return zr, func() {}, nil
+		return zr, true, nop, nil
 	}
-	return br, func() {}, nil
+	return br, false, nop, nil
 }
 
 // countingReader counts the bytes the tar reader consumes.
@@ -117,7 +118,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, wrap(err, "seek to start of image")
 	}
-	dr, closeDR, err := decompressor(r)
+	dr, slow, closeDR, err := decompressor(r)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 		}
 	}()
 
-	p := newPipeline(dr, f.File)
+	p := newPipeline(dr, f.File, slow)
 	im, err := readManifest(p)
 	if err == nil {
 		// The tar reader stops at the end-of-archive marker; the rest
