@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sync"
 	"syscall"
 
 	"github.com/appc/spec/schema"
@@ -50,11 +51,20 @@ func invalidImage(err error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %w", ErrInvalidImage, fmt.Sprintf(format, args...), err)
 }
 
+// readerPool keeps the input buffers between ingests.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, copyBufferSize) }}
+
 // decompressor returns a reader of the uncompressed tar in r, which is at
 // its start; slow says that decoding, not hashing, will be the wall.
 func decompressor(r io.ReadSeeker) (dr io.Reader, slow bool, closer func(), err error) {
-	nop := func() {}
-	br := bufio.NewReaderSize(r, copyBufferSize)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	nop := func() { br.Reset(nil); readerPool.Put(br) }
+	defer func() {
+		if err != nil {
+			nop()
+		}
+	}()
 	magic, err := br.Peek(len(magicXz))
 	if len(magic) == 0 {
 		if err == nil || errors.Is(err, io.EOF) {
@@ -68,7 +78,7 @@ func decompressor(r io.ReadSeeker) (dr io.Reader, slow bool, closer func(), err 
 		if err != nil {
 			return nil, false, nil, invalidImage(err, "gzip")
 		}
-		return zr, false, func() { zr.Close() }, nil
+		return zr, false, func() { zr.Close(); nop() }, nil
 	case bytes.HasPrefix(magic, magicBzip2):
 		return bzip2.NewReader(br), true, nop, nil
 	case bytes.HasPrefix(magic, magicXz):

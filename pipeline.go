@@ -52,6 +52,10 @@ func (p *pipeline) release(c *chunk) {
 	}
 }
 
+// chunkPool keeps the ring's buffers between ingests: a tiny image would
+// otherwise pay for allocating and zeroing megabytes it never uses.
+var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, pipelineChunk)} }}
+
 const (
 	pipelineChunk   = 1 << 20
 	pipelineBuffers = 6
@@ -69,7 +73,7 @@ func newPipeline(src io.Reader, file *os.File, asyncWrite bool) *pipeline {
 		summed: make(chan []byte, 1),
 	}
 	for i := 0; i < pipelineBuffers; i++ {
-		p.free <- &chunk{buf: make([]byte, pipelineChunk)}
+		p.free <- chunkPool.Get().(*chunk)
 	}
 	go func() {
 		h := sha512.New()
@@ -184,6 +188,15 @@ func (p *pipeline) finish() ([]byte, error) {
 	}
 	sum := <-p.summed
 	p.written.Wait()
+	if p.cur != nil {
+		p.release(p.cur) // the parser is done too
+		p.cur = nil
+	}
+	for i := 0; i < pipelineBuffers; i++ { // every chunk is back in the ring
+		c := <-p.free
+		c.data = nil
+		chunkPool.Put(c)
+	}
 	if err := p.writeErr.Load(); err != nil {
 		return sum, *err
 	}
