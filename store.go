@@ -305,9 +305,6 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		return "", wrap(err, "write image %s", key)
 	}
 	defer mf.release()
-	if err := in.file.Sync(); err != nil {
-		return "", wrap(err, "write image %s: sync", key)
-	}
 
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
@@ -318,6 +315,22 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		return "", wrap(err, "write image")
 	}
 	hit("write-intent")
+	// The row is what makes an image exist, so a new blob may be renamed
+	// into place before its fsync: until the row commits nobody reads it,
+	// and a crash leaves an orphan that the intent lets recovery remove.
+	// One fsync after the rename then makes the data, the inode and the
+	// rename durable in one journal commit, and the directory's fsync finds
+	// little left to do. A blob that replaces a committed one (the image
+	// written again) is fsynced first, as it must never be seen torn.
+	_, replacing, err := aciinfoWithBlobKey(s.db.q, key)
+	if err != nil {
+		return "", wrap(err, "write image %s", key)
+	}
+	if replacing {
+		if err := in.file.Sync(); err != nil {
+			return "", wrap(err, "write image %s: sync", key)
+		}
+	}
 	blob, manifest := s.blobPath(key), s.manifestPath(key)
 	if err := rename(in.file, blob); err != nil {
 		return "", wrap(err, "write image %s: publish blob", key)
@@ -327,6 +340,11 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		return "", wrap(err, "write image %s: publish manifest", key)
 	}
 	hit("write-manifest-renamed")
+	if !replacing {
+		if err := in.file.Sync(); err != nil {
+			return "", wrap(err, "write image %s: sync", key)
+		}
+	}
 	if err := syncDir(filepath.Dir(blob)); err != nil {
 		return "", wrap(err, "write image %s: sync", key)
 	}
