@@ -30,9 +30,12 @@
 // labels and remotes) in one transaction before it removes the files.
 //
 // Durability: when WriteACI, RemoveACI, WriteRemote or Do return without
-// error, their effect survives a crash or power loss: files are fsynced
-// before they are renamed, directories after, and SQLite runs in WAL mode
-// with synchronous=FULL.
+// error, their effect survives a crash or power loss: an image's row
+// commits only after its blob and the blob's directory are fsynced, and
+// SQLite runs in WAL mode with synchronous=FULL. The manifest file is a
+// copy of the manifest inside the blob, rewritten from it if a power loss
+// tore it. LastUsed, recorded by ReadStream, is committed without waiting
+// for fsync.
 //
 // Concurrency: a Store is safe for concurrent use by goroutines, and many
 // processes may open the same directory. Each holds a shared flock on the
