@@ -170,6 +170,12 @@ func WriteACIInfo(tx *sql.Tx, aciinfo *ACIInfo) error {
 			treestoresize = excluded.treestoresize`,
 		aciinfo.BlobKey, aciinfo.Name, dbTime{&aciinfo.ImportTime}, dbTime{&aciinfo.LastUsed},
 		aciinfo.Latest, aciinfo.Size, aciinfo.TreeStoreSize)
+	if err != nil {
+		return wrap(err, "write image %s", aciinfo.BlobKey)
+	}
+	// The label rows are keyed by the image's name: a new name moves them.
+	_, err = tx.Exec(`UPDATE image_label SET appname = ? WHERE blobkey = ? AND appname <> ?`,
+		aciinfo.Name, aciinfo.BlobKey, aciinfo.Name)
 	return wrap(err, "write image %s", aciinfo.BlobKey)
 }
 
@@ -201,14 +207,14 @@ func allKeys(q querier) ([]string, error) {
 	return keys, wrap(rows.Err(), "list keys")
 }
 
-// writeLabels replaces the label rows of key with labels.
-func writeLabels(tx *sql.Tx, key string, labels types.Labels) error {
-	if _, err := tx.Exec(`DELETE FROM aciinfo_label WHERE blobkey = ?`, key); err != nil {
+// writeLabels replaces the label rows of key, an image named appname.
+func writeLabels(tx *sql.Tx, key, appname string, labels types.Labels) error {
+	if _, err := tx.Exec(`DELETE FROM image_label WHERE blobkey = ?`, key); err != nil {
 		return wrap(err, "write labels of %s", key)
 	}
 	for _, l := range labels {
-		_, err := tx.Exec(`INSERT INTO aciinfo_label (blobkey, name, value) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, key, l.Name.String(), l.Value)
+		_, err := tx.Exec(`INSERT INTO image_label (appname, name, value, blobkey) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, appname, l.Name.String(), l.Value, key)
 		if err != nil {
 			return wrap(err, "write labels of %s", key)
 		}
@@ -218,18 +224,32 @@ func writeLabels(tx *sql.Tx, key string, labels types.Labels) error {
 
 // bestMatch returns the key of the image named name that has every label in
 // labels: among several, those imported as latest first unless a version
-// label is asked for, then the most recently imported.
+// label is asked for, then the most recently imported. With labels, the
+// candidates come from one range of image_label (the version label first:
+// it is the most selective); without, from the aciinfo_pick index.
 func bestMatch(q querier, name string, labels types.Labels) (string, error) {
-	var b strings.Builder
-	b.WriteString(`SELECT a.blobkey FROM aciinfo a WHERE a.name = ?`)
-	args := []any{name}
+	labels = append(types.Labels(nil), labels...)
 	versionRequested := false
-	for _, l := range labels {
+	for i, l := range labels {
 		if l.Name == "version" {
 			versionRequested = true
+			labels[0], labels[i] = labels[i], labels[0]
 		}
-		b.WriteString(` AND EXISTS (SELECT 1 FROM aciinfo_label l WHERE l.blobkey = a.blobkey AND l.name = ? AND l.value = ?)`)
-		args = append(args, l.Name.String(), l.Value)
+	}
+	var b strings.Builder
+	var args []any
+	if len(labels) == 0 {
+		b.WriteString(`SELECT a.blobkey FROM aciinfo a WHERE a.name = ?`)
+		args = append(args, name)
+	} else {
+		// CROSS JOIN keeps image_label as the outer loop.
+		b.WriteString(`SELECT a.blobkey FROM image_label l0 CROSS JOIN aciinfo a
+			WHERE l0.appname = ? AND l0.name = ? AND l0.value = ? AND a.blobkey = l0.blobkey AND a.name = ?`)
+		args = append(args, name, labels[0].Name.String(), labels[0].Value, name)
+		for _, l := range labels[1:] {
+			b.WriteString(` AND EXISTS (SELECT 1 FROM image_label l WHERE l.appname = ? AND l.name = ? AND l.value = ? AND l.blobkey = a.blobkey)`)
+			args = append(args, name, l.Name.String(), l.Value)
+		}
 	}
 	b.WriteString(` ORDER BY `)
 	if !versionRequested {

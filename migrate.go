@@ -30,6 +30,7 @@ type migrateEnv struct {
 var migrations = []migration{
 	{1, migrateToV1},
 	{2, migrateToV2},
+	{3, migrateToV3},
 }
 
 // dbVersion is the schema version this code writes.
@@ -102,11 +103,41 @@ func migrateToV2(tx *sql.Tx, m *migrateEnv) error {
 		if err != nil {
 			continue
 		}
-		if err := writeLabels(tx, key, im.Labels); err != nil {
-			return err
+		// A step writes with its own statements: the helpers of this
+		// package follow the current schema, not version 2's.
+		for _, l := range im.Labels {
+			_, err := tx.Exec(`INSERT INTO aciinfo_label (blobkey, name, value) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, key, l.Name.String(), l.Value)
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// migrateToV3 keys the label rows by the image's name first, so that
+// GetACI with a version label finds its candidates with one range of one
+// index instead of one probe per image of that name, each in another
+// page: at 100,000 images that was more than 2x slower than at 1,000. A
+// covering index serves GetACI without labels the same way.
+func migrateToV3(tx *sql.Tx, _ *migrateEnv) error {
+	return execAll(tx,
+		`CREATE TABLE image_label (
+			appname TEXT NOT NULL,
+			name    TEXT NOT NULL,
+			value   TEXT NOT NULL,
+			blobkey TEXT NOT NULL REFERENCES aciinfo (blobkey) ON DELETE CASCADE,
+			PRIMARY KEY (appname, name, value, blobkey)
+		) WITHOUT ROWID`,
+		`CREATE INDEX image_label_blobkey ON image_label (blobkey)`,
+		`INSERT INTO image_label (appname, name, value, blobkey)
+			SELECT a.name, l.name, l.value, l.blobkey
+			FROM aciinfo_label l JOIN aciinfo a ON a.blobkey = l.blobkey`,
+		`DROP TABLE aciinfo_label`,
+		`DROP INDEX aciinfo_name`,
+		`CREATE INDEX aciinfo_pick ON aciinfo (name, latest, importtime, blobkey)`,
+	)
 }
 
 func execAll(tx *sql.Tx, stmts ...string) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,7 +172,7 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	var labels int
-	s.db.r.QueryRow(`SELECT count(*) FROM aciinfo_label WHERE blobkey = ?`, k2).Scan(&labels)
+	s.db.r.QueryRow(`SELECT count(*) FROM image_label WHERE blobkey = ?`, k2).Scan(&labels)
 	if labels != 0 {
 		t.Errorf("%d label rows left after RemoveACI", labels)
 	}
@@ -252,7 +253,7 @@ func TestSchemaTooNewIsRefused(t *testing.T) {
 	}
 	s.Close()
 	_, err = NewStore(dir)
-	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "version 2") {
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), fmt.Sprintf("version %d", dbVersion)) {
 		t.Fatalf("NewStore on a newer schema = %v", err)
 	}
 }

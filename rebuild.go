@@ -125,7 +125,7 @@ func (s *Store) rebuildOne(tx *sql.Tx, r *RebuildReport, f storedFile) error {
 	if err := WriteACIInfo(tx, &ACIInfo{BlobKey: key, Name: im.Name.String(), ImportTime: t, LastUsed: t, Size: size}); err != nil {
 		return err
 	}
-	if err := writeLabels(tx, key, im.Labels); err != nil {
+	if err := writeLabels(tx, key, im.Name.String(), im.Labels); err != nil {
 		return err
 	}
 	r.Images = append(r.Images, key)

@@ -65,11 +65,11 @@ func TestVerifyFindsEachProblem(t *testing.T) {
 			s.Do(func(tx *sql.Tx) error { _, err := tx.Exec(`UPDATE aciinfo SET size = 1`); return err })
 		}, "size-mismatch"},
 		{"labels lost", func(t *testing.T, s *Store, key string) {
-			s.Do(func(tx *sql.Tx) error { _, err := tx.Exec(`DELETE FROM aciinfo_label`); return err })
+			s.Do(func(tx *sql.Tx) error { _, err := tx.Exec(`DELETE FROM image_label`); return err })
 		}, "labels-stale"},
 		{"name wrong", func(t *testing.T, s *Store, key string) {
 			s.Do(func(tx *sql.Tx) error { _, err := tx.Exec(`UPDATE aciinfo SET name = 'x'`); return err })
-		}, "name-mismatch"},
+		}, "labels-stale,name-mismatch"}, // the labels are filed under the old name
 		{"row removed", func(t *testing.T, s *Store, key string) {
 			s.Do(func(tx *sql.Tx) error { return RemoveACIInfo(tx, key) })
 		}, "orphan-blob,orphan-manifest"},

@@ -357,7 +357,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		if err != nil {
 			return err
 		}
-		if err := writeLabels(tx, key, in.manifest.Labels); err != nil {
+		if err := writeLabels(tx, key, in.manifest.Name.String(), in.manifest.Labels); err != nil {
 			return err
 		}
 		hit("write-in-transaction")

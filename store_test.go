@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"database/sql"
@@ -962,4 +963,70 @@ func TestDump(t *testing.T) {
 	if out := capture(false); !strings.Contains(out, "error:") {
 		t.Fatalf("Dump with an unreadable value:\n%s", out)
 	}
+}
+
+// TestGetACIFollowsRenames: label rows are filed under the image's name;
+// WriteACIInfo with a new name moves them.
+func TestGetACIFollowsRenames(t *testing.T) {
+	s := newTestStore(t)
+	key := writeImage(t, s, makeACI(t, "example.com/a", "version=1"), false)
+	ai, err := s.GetACIInfoWithBlobKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai.Name = "example.com/b"
+	if err := s.Do(func(tx *sql.Tx) error { return WriteACIInfo(tx, ai) }); err != nil {
+		t.Fatal(err)
+	}
+	v1 := types.Labels{{Name: "version", Value: "1"}}
+	if got, err := s.GetACI("example.com/b", v1); err != nil || got != key {
+		t.Fatalf("GetACI under the new name = %q, %v", got, err)
+	}
+	if _, err := s.GetACI("example.com/a", v1); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("GetACI under the old name = %v", err)
+	}
+}
+
+// TestGetACIQueryPlan guards what keeps GetACI fast at any store size
+// without timing it: with a version label the candidates come from one
+// range of image_label's primary key, without labels from aciinfo_pick.
+func TestGetACIQueryPlan(t *testing.T) {
+	s := newTestStore(t)
+	plan := func(labels types.Labels) string {
+		t.Helper()
+		var got []string
+		// bestMatch's text, through the same builder, behind EXPLAIN.
+		q := &planQuerier{db: s.db.r, t: t, out: &got}
+		bestMatch(q, "example.com/app", labels)
+		return strings.Join(got, "; ")
+	}
+	if p := plan(types.Labels{{Name: "os", Value: "linux"}, {Name: "version", Value: "1"}}); !strings.HasPrefix(p, "SEARCH l0 USING PRIMARY KEY (appname=? AND name=? AND value=?)") {
+		t.Errorf("plan with labels: %s", p)
+	}
+	if p := plan(nil); !strings.HasPrefix(p, "SEARCH a USING COVERING INDEX aciinfo_pick (name=?)") {
+		t.Errorf("plan without labels: %s", p)
+	}
+}
+
+// planQuerier answers QueryRowContext with the query plan of the query.
+type planQuerier struct {
+	querier
+	db  *sql.DB
+	t   *testing.T
+	out *[]string
+}
+
+func (p *planQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	rows, err := p.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		rows.Scan(&id, &parent, &unused, &detail)
+		*p.out = append(*p.out, detail)
+	}
+	return p.db.QueryRowContext(ctx, "SELECT NULL WHERE 0")
 }

@@ -186,7 +186,7 @@ func (s *Store) verifyImage(r *VerifyReport, key string) error {
 	if ai.Name != im.Name.String() {
 		r.add(ProblemNameMismatch, key, "", "row says %q, manifest %q", ai.Name, im.Name)
 	}
-	rows, err := labelsOf(s.db.q, key)
+	rows, err := labelsOf(s.db.q, key, ai.Name)
 	if err != nil {
 		return err
 	}
@@ -297,9 +297,10 @@ func (s *Store) isOrphan(key string) (bool, error) {
 	return !found, err
 }
 
-// labelsOf returns the label rows of key as sorted "name=value" strings.
-func labelsOf(q querier, key string) ([]string, error) {
-	rows, err := q.QueryContext(bg, `SELECT name, value FROM aciinfo_label WHERE blobkey = ? ORDER BY name, value`, key)
+// labelsOf returns the label rows of key, an image named appname, as
+// sorted "name=value" strings; rows filed under another name are missing.
+func labelsOf(q querier, key, appname string) ([]string, error) {
+	rows, err := q.QueryContext(bg, `SELECT name, value FROM image_label WHERE blobkey = ? AND appname = ?`, key, appname)
 	if err != nil {
 		return nil, wrap(err, "read labels of %s", key)
 	}
