@@ -94,7 +94,8 @@ func checkXzDict(r io.ReadSeeker) error {
 
 // xzBlockSizes parses an index: the size each block takes in the stream.
 func xzBlockSizes(index []byte) ([]int64, error) {
-	if len(index) == 0 || index[0] != 0 {
+	// At least the indicator, a record count, padding and the CRC32.
+	if len(index) < 8 || index[0] != 0 {
 		return nil, errXzIndex
 	}
 	rd := bytes.NewReader(index[1 : len(index)-4]) // without the CRC32
@@ -124,7 +125,7 @@ func checkXzBlockHeader(read func(off, n int64) ([]byte, error), off int64) erro
 	if first[0] == 0 {
 		return errXzIndex // an index where a block should be
 	}
-	h, err := read(off, (int64(first[0])+1)*4)
+	h, err := read(off, (int64(first[0])+1)*4) // at least 8 bytes
 	if err != nil {
 		return err
 	}
