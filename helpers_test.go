@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -183,3 +184,17 @@ func fakeKey(prefix string) string {
 func newHasher() hash.Hash { return sha512.New() }
 
 func newPRNG(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
+
+// readBack reads key's image through ReadStream and checks that it is want.
+func readBack(s *Store, key string, want []byte) error {
+	rc, err := s.ReadStream(key)
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		return fmt.Errorf("read back %s: %d bytes of %d, %v", key, len(got), len(want), err)
+	}
+	return nil
+}

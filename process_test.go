@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,14 +61,8 @@ func childWriter(dir string) error {
 		if err != nil {
 			return err
 		}
-		rc, err := s.ReadStream(key)
-		if err != nil {
+		if err := readBack(s, key, img); err != nil {
 			return err
-		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(got, img) {
-			return fmt.Errorf("read back %s: %d bytes, %v", key, len(got), err)
 		}
 		if i%2 == 1 {
 			if err := s.RemoveACI(key); err != nil {

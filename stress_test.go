@@ -87,14 +87,8 @@ func stressPrivate(s *Store, tb testing.TB, g, i int) error {
 	if k, err := s.ResolveKey(key[:20]); err != nil || k != key {
 		return fmt.Errorf("ResolveKey: %q, %v", k, err)
 	}
-	rc, err := s.ReadStream(key)
-	if err != nil {
+	if err := readBack(s, key, img); err != nil {
 		return err
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, img) {
-		return fmt.Errorf("ReadStream: %d bytes, %v", len(got), err)
 	}
 	if k, err := s.GetACI(types.ACIdentifier(name), types.Labels{{Name: "version", Value: fmt.Sprint(i)}}); err != nil || k != key {
 		return fmt.Errorf("GetACI: %q, %v", k, err)
