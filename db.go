@@ -175,16 +175,6 @@ func (d *db) doOn(pool *sql.DB, fns ...func(*sql.Tx) error) (err error) {
 	return nil
 }
 
-// view runs fn in one read-only transaction: a consistent snapshot.
-func (d *db) view(fn func(*sql.Tx) error) error {
-	tx, err := d.r.Begin()
-	if err != nil {
-		return wrap(err, "begin read transaction")
-	}
-	defer tx.Rollback()
-	return fn(tx)
-}
-
 // dbTime stores a time.Time as fixed-width UTC text with nanoseconds, so
 // that values sort as text in time order and come back Equal to what was
 // written. Years outside 0000-9999 are refused.

@@ -201,7 +201,7 @@ func readManifest(r io.Reader) (*schema.ImageManifest, error) {
 		if im != nil {
 			return nil, fmt.Errorf("%w: more than one manifest", ErrInvalidImage)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg { // the reader turns old TypeRegA into TypeReg
 			return nil, fmt.Errorf("%w: manifest is not a regular file", ErrInvalidImage)
 		}
 		if hdr.Size > maxManifestSize {

@@ -536,6 +536,9 @@ func TestTxHelpers(t *testing.T) {
 			t.Errorf("GetACIInfoWithBlobKey(unknown) found=%v err=%v", found, err)
 		}
 		ais, err := GetACIInfosWithKeyPrefix(tx, "sha512-a")
+		if err != nil {
+			t.Errorf("GetACIInfosWithKeyPrefix: %v", err)
+		}
 		check("GetACIInfosWithKeyPrefix(sha512-a)", ais, fakeKey("a1"), fakeKey("a2"))
 		ais, _ = GetACIInfosWithKeyPrefix(tx, "")
 		check("GetACIInfosWithKeyPrefix(\"\")", ais, fakeKey("a1"), fakeKey("a2"), fakeKey("b1"))

@@ -229,7 +229,7 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		x.dirs = append(x.dirs, hdr)
 		return nil
 
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader turns old TypeRegA into TypeReg
 		if err := x.replace(rel); err != nil {
 			return err
 		}
