@@ -80,58 +80,55 @@ const keyLockRetries = 20
 
 // lockKey locks the key's lock file. key must have passed checkFullKey.
 func lockKey(dir, key string, exclusive bool) (*keyLock, error) {
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	path := filepath.Join(dir, key)
 	for try := 0; try < keyLockRetries; try++ {
-		f, err := openShared(path)
-		if err != nil {
-			return nil, wrap(err, "open key lock")
+		l, err := lockKeyOnce(dir, key, exclusive, true)
+		if l != nil || err != nil {
+			return l, err
 		}
-		if err := flock(f, how); err != nil {
-			f.Close()
-			return nil, wrap(err, "lock key %s", key)
-		}
-		same, err := sameFile(f, path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.Close()
-			return nil, wrap(err, "check key lock %s", key)
-		}
-		if same {
-			return &keyLock{f: f}, nil
-		}
-		f.Close()
 	}
 	return nil, fmt.Errorf("lock key %s: lock file kept changing after %d tries", key, keyLockRetries)
 }
 
 // tryLockKey is lockKey without waiting: ok is false when another holder
-// has the key in a conflicting mode.
+// has the key in a conflicting mode (or replaced its lock file meanwhile).
 func tryLockKey(dir, key string, exclusive bool) (l *keyLock, ok bool, err error) {
+	l, err = lockKeyOnce(dir, key, exclusive, false)
+	return l, l != nil, err
+}
+
+// lockKeyOnce opens and locks the key's lock file once. It returns a nil
+// lock and no error when the lock is not held: the file was replaced
+// after we opened it, or (without wait) another holder has it.
+func lockKeyOnce(dir, key string, exclusive, wait bool) (*keyLock, error) {
 	how := syscall.LOCK_SH
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
 	path := filepath.Join(dir, key)
 	f, err := openShared(path)
 	if err != nil {
-		return nil, false, wrap(err, "open key lock")
+		return nil, wrap(err, "open key lock")
 	}
-	if err := flock(f, how|syscall.LOCK_NB); err != nil {
+	if err := flock(f, how); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
+			return nil, nil
 		}
-		return nil, false, wrap(err, "lock key %s", key)
+		return nil, wrap(err, "lock key %s", key)
 	}
 	same, err := sameFile(f, path)
-	if err != nil || !same {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		f.Close()
-		return nil, false, nil
+		return nil, wrap(err, "check key lock %s", key)
 	}
-	return &keyLock{f: f}, true, nil
+	if !same {
+		f.Close()
+		return nil, nil
+	}
+	return &keyLock{f: f}, nil
 }
 
 func (l *keyLock) unlock() error {
