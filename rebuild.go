@@ -107,13 +107,7 @@ func (s *Store) rebuildOne(tx *sql.Tx, r *RebuildReport, f storedFile) error {
 		return err
 	}
 	if old, err := os.ReadFile(s.manifestPath(key)); err != nil || string(old) != string(imj) {
-		mf, err := s.writeTemp(imj)
-		if err != nil {
-			return err
-		}
-		err = rename(mf, s.manifestPath(key))
-		mf.release()
-		if err != nil {
+		if err := s.replaceManifest(key, imj); err != nil {
 			return err
 		}
 	}

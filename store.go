@@ -536,15 +536,20 @@ func (s *Store) healManifest(key string) ([]byte, *schema.ImageManifest, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	mf, err := s.writeTemp(imj)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer mf.release()
-	if err := rename(mf, s.manifestPath(key)); err != nil {
+	if err := s.replaceManifest(key, imj); err != nil {
 		return nil, nil, err
 	}
 	return imj, im, nil
+}
+
+// replaceManifest writes the manifest file of key by atomic rename.
+func (s *Store) replaceManifest(key string, imj []byte) error {
+	mf, err := s.writeTemp(imj)
+	if err != nil {
+		return err
+	}
+	defer mf.release()
+	return rename(mf, s.manifestPath(key))
 }
 
 // GetACI retrieves the ACI that best matches the provided app name and
