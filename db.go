@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,6 +53,23 @@ const (
 	writeConn                   // BEGIN IMMEDIATE, synchronous=FULL
 	relaxedConn                 // BEGIN IMMEDIATE, synchronous=NORMAL
 )
+
+func (m connMode) writes() bool { return m != readConn }
+
+// synchronous is the connection's SQLite synchronous setting.
+func (m connMode) synchronous() string {
+	if m == relaxedConn {
+		return "NORMAL"
+	}
+	return "FULL"
+}
+
+// fileURI is the file: URI of the database at path with the driver's
+// parameters q; path must be absolute.
+func fileURI(path string, q url.Values) string {
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}
 
 // querier is what both a *sql.Tx and a *sql.DB offer; the row helpers take
 // it so that the Store's hot paths can read without opening a transaction.

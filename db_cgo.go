@@ -22,20 +22,15 @@ const driverHint = "go-sqlite3 needs cgo: build with CGO_ENABLED=1 and a C compi
 // full fsync, a busy timeout, foreign keys on, and either BEGIN IMMEDIATE
 // transactions (the writer) or a read-only connection (the readers).
 func dsn(path string, mode connMode) string {
-	sync, write := "FULL", mode != readConn
-	if mode == relaxedConn {
-		sync = "NORMAL"
-	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", sync)
+	q.Set("_synchronous", mode.synchronous())
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMs))
 	q.Set("_foreign_keys", "1")
-	if write {
+	if mode.writes() {
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Set("_query_only", "1")
 	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
-	return u.String()
+	return fileURI(path, q)
 }

@@ -25,20 +25,15 @@ const driverHint = "pure-Go SQLite driver modernc.org/sqlite (CGO_ENABLED=0 buil
 // writer) or a read-only connection (the readers). The driver runs each
 // _pragma on every new connection, busy_timeout first.
 func dsn(path string, mode connMode) string {
-	sync, write := "FULL", mode != readConn
-	if mode == relaxedConn {
-		sync = "NORMAL"
-	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMs))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "synchronous("+mode.synchronous()+")")
 	q.Add("_pragma", "foreign_keys(1)")
-	if write {
+	if mode.writes() {
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
 	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
-	return u.String()
+	return fileURI(path, q)
 }
