@@ -95,7 +95,7 @@ func openDB(path string) (*db, error) {
 
 	d := &db{}
 	defer func() {
-		if d != nil && d.q == nil { // failed half way
+		if d.q == nil { // failed half way
 			d.close()
 		}
 	}()

@@ -119,6 +119,26 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 		}
 		r.RemovedFiles = append(r.RemovedFiles, p)
 	}
+	// removeUnowned removes path, a file of key, if no row names key and no
+	// other process holds it (a writer publishes under the key's lock). A
+	// lock file stays while an intent of its key is left to settle.
+	removeUnowned := func(key, path string, isLock bool) {
+		kl, ok, err := tryLockKey(s.lockDir, key, true)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if !ok {
+			return
+		}
+		defer kl.unlock()
+		_, found, err := aciinfoWithBlobKey(s.db.q, key)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !found && !(isLock && fileExists(s.intentPath(key))):
+			remove(path)
+		}
+	}
 	for _, base := range []string{s.blobs.BasePath, s.manifests.BasePath} {
 		files, err := listStored(base)
 		if err != nil {
@@ -126,20 +146,9 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 			continue
 		}
 		for _, f := range files {
-			if f.key == "" {
-				continue // not named by a key: not ours to judge
+			if f.key != "" { // a file not named by a key is not ours to judge
+				removeUnowned(f.key, f.path, false)
 			}
-			kl, ok, err := tryLockKey(s.lockDir, f.key, true)
-			if err != nil || !ok {
-				errs = append(errs, err)
-				continue
-			}
-			if _, found, err := aciinfoWithBlobKey(s.db.q, f.key); err != nil {
-				errs = append(errs, err)
-			} else if !found {
-				remove(f.path)
-			}
-			kl.unlock()
 		}
 	}
 	// Lock files of keys without images. Removing one while holding it is
@@ -147,21 +156,9 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 	entries, err := os.ReadDir(s.lockDir)
 	errs = append(errs, err)
 	for _, e := range entries {
-		key := e.Name()
-		if checkFullKey(key) != nil {
-			continue
+		if key := e.Name(); checkFullKey(key) == nil {
+			removeUnowned(key, filepath.Join(s.lockDir, key), true)
 		}
-		kl, ok, err := tryLockKey(s.lockDir, key, true)
-		if err != nil || !ok {
-			errs = append(errs, err)
-			continue
-		}
-		if _, found, err := aciinfoWithBlobKey(s.db.q, key); err != nil {
-			errs = append(errs, err)
-		} else if !found && !fileExists(s.intentPath(key)) {
-			remove(filepath.Join(s.lockDir, key))
-		}
-		kl.unlock()
 	}
 	// Temp files that crashed between their creation and their lock.
 	entries, err = os.ReadDir(s.tmpDir)
