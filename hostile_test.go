@@ -86,10 +86,10 @@ func TestXzDictionaryLimit(t *testing.T) {
 	}
 }
 
-// TestGzipBombOnFullDisk writes an image that expands beyond the free
+// TestBombOnFullDisk writes images (gzip, xz) that expand beyond the free
 // space of a small filesystem: a clear error, nothing left behind, and the
 // store keeps working. It needs root to mount a tmpfs.
-func TestGzipBombOnFullDisk(t *testing.T) {
+func TestBombOnFullDisk(t *testing.T) {
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
@@ -100,19 +100,23 @@ func TestGzipBombOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	bomb := gzipBytes(t, makeTar(t,
+	bombTar := makeTar(t,
 		tarEntry{"manifest", manifestJSON("example.com/bomb")},
-		tarEntry{"rootfs/zeros", make([]byte, 16<<20)},
-	))
-	if len(bomb) > 64<<10 {
-		t.Fatalf("the bomb is %d bytes compressed", len(bomb))
-	}
-	_, err = s.WriteACI(bytes.NewReader(bomb), ACIFetchInfo{})
-	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "disk is full") || errors.Is(err, ErrInvalidImage) {
-		t.Fatalf("WriteACI of a bomb on a full disk = %v", err)
-	}
-	if left := tmpEntries(t, s); len(left) != 0 {
-		t.Fatalf("temp files left: %v", left)
+		tarEntry{"rootfs/zeros", make([]byte, 8<<20)}, // twice the tmpfs
+	)
+	// gzip writes on the decoder's goroutine, xz on the hasher's: both
+	// must stop at the first failed write and report it.
+	for name, bomb := range map[string][]byte{"gzip": gzipBytes(t, bombTar), "xz": xzBytes(t, bombTar)} {
+		if len(bomb) > 64<<10 {
+			t.Fatalf("the %s bomb is %d bytes compressed", name, len(bomb))
+		}
+		_, err = s.WriteACI(bytes.NewReader(bomb), ACIFetchInfo{})
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "disk is full") || errors.Is(err, ErrInvalidImage) {
+			t.Fatalf("WriteACI of a %s bomb on a full disk = %v", name, err)
+		}
+		if left := tmpEntries(t, s); len(left) != 0 {
+			t.Fatalf("temp files left after the %s bomb: %v", name, left)
+		}
 	}
 	if _, err := s.WriteACI(bytes.NewReader(readFixture(t, "hello.aci.gz")), ACIFetchInfo{}); err != nil {
 		t.Fatalf("the store no longer works after a full disk: %v", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path"
 	"sync"
@@ -107,6 +108,23 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Seek lets the tar reader skip file contents without copying them, when
+// the reader below can (the ingest pipeline). It only moves forward from
+// the current position; anything else, or a reader that cannot skip, is
+// refused and the tar reader falls back to reading.
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	sk, ok := c.r.(interface{ skip(int64) (int64, error) })
+	if !ok || whence != io.SeekCurrent || offset < 0 {
+		return -1, errors.ErrUnsupported
+	}
+	n, err := sk.skip(offset)
+	c.n += n
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF // the tar ended inside an entry
+	}
+	return c.n, err
+}
+
 // countingHash is a SHA-512 that counts the bytes it hashed.
 type countingHash struct {
 	hash.Hash
@@ -150,8 +168,8 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 		// The tar reader stops at the end-of-archive marker; the rest
 		// (record padding) is part of the image too, and draining it
 		// checks a compressed stream's trailer.
-		if _, cerr := io.Copy(io.Discard, p); cerr != nil {
-			err = invalidImage(cerr, "read image")
+		if _, serr := p.skip(math.MaxInt64); !errors.Is(serr, io.EOF) {
+			err = invalidImage(serr, "read image")
 		}
 	}
 	sum, werr := p.finish()

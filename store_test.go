@@ -105,6 +105,27 @@ func TestWriteACIStoresTarAndManifest(t *testing.T) {
 	}
 }
 
+// TestWriteACILargeImages: images of several pipeline chunks, whose file
+// contents the tar parser skips rather than reads, come through every
+// decoder (writes on the decoder's goroutine for tar and gzip, on the
+// hasher's for xz) with the key of their tar and their bytes intact.
+func TestWriteACILargeImages(t *testing.T) {
+	img := largeACI(t, 3*pipelineChunk+pipelineChunk/3)
+	sum := sha512.Sum512(img)
+	want := sumToKey(sum[:])
+	for name, in := range map[string][]byte{"tar": img, "gzip": gzipBytes(t, img), "xz": xzBytes(t, img)} {
+		t.Run(name, func(t *testing.T) {
+			s := newTestStore(t)
+			if key := writeImage(t, s, in, false); key != want {
+				t.Fatalf("key %s, want %s", key, want)
+			}
+			if err := readBack(s, want, img); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestWriteACIAgainUpdatesRow(t *testing.T) {
 	s := newTestStore(t)
 	img := makeACI(t, "example.com/app")
@@ -132,6 +153,8 @@ func TestWriteACIRejectsBadInput(t *testing.T) {
 	rnd := make([]byte, 4096)
 	rand.New(rand.NewSource(1)).Read(rnd)
 	manifest := manifestJSON("example.com/app")
+	large := largeACI(t, 2*pipelineChunk+pipelineChunk/2)
+	cutLarge := large[:len(large)/2] // inside a file the parser skips
 	cases := []struct {
 		name string
 		in   []byte
@@ -150,6 +173,9 @@ func TestWriteACIRejectsBadInput(t *testing.T) {
 		{"tar cut inside an entry", good[:700]},
 		{"tar cut at an entry boundary", good[:len(good)-2048]},
 		{"gzip header only", gz[:10]},
+		{"large tar cut inside a skipped file", cutLarge},
+		{"gzip of a large tar cut inside a skipped file", gzipBytes(t, cutLarge)},
+		{"xz of a large tar cut inside a skipped file", xzBytes(t, cutLarge)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
