@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,6 +26,22 @@ import (
 //   - r: a pool of read-only connections. In WAL mode readers see a
 //     consistent snapshot and never wait for writers, nor writers for them.
 //
+// Commits are made durable by the store, not by SQLite: the connections
+// run with synchronous=NORMAL (a commit appends to the WAL without
+// waiting), and do fdatasyncs the WAL after the commit, once the write
+// lock is free again. SQLite's own synchronous=FULL would fsync inside the
+// lock, and fsync rather than fdatasync: every commit then waits for a
+// filesystem journal commit (the WAL's mtime changed) while every other
+// writer of the store waits for it. Outside the lock the next writer
+// commits while this one flushes, and one flush covers the commits before
+// it. The WAL is append-only between checkpoints, and a checkpoint syncs
+// the WAL before it and the database after it, so a flushed WAL holds
+// every commit made before the flush: when do returns, the commit is
+// durable, as with FULL. What differs is that other readers may see a
+// commit a moment before its flush ends; anything they write depends on it
+// and flushes it too, and blob readers wait for the writer's key lock,
+// which it holds until do has returned.
+//
 // Every statement names its columns; no caller text is ever part of SQL.
 const (
 	dbFileName    = "store.db"
@@ -32,10 +49,10 @@ const (
 )
 
 type db struct {
-	w       *sql.DB
-	relaxed *sql.DB // a second writer without fsync at commit, see doRelaxed
-	r       *sql.DB
-	q       *stmtCache // r with prepared statements, for the hot read paths
+	path string // of the database file; its WAL is path + "-wal"
+	w    *sql.DB
+	r    *sql.DB
+	q    *stmtCache // r with prepared statements, for the hot read paths
 
 	// Writers queue here, in the process (writeMu) and between processes
 	// (an flock on db/write.lock), before BEGIN IMMEDIATE: the kernel wakes
@@ -49,20 +66,15 @@ type db struct {
 type connMode int
 
 const (
-	readConn    connMode = iota // query_only
-	writeConn                   // BEGIN IMMEDIATE, synchronous=FULL
-	relaxedConn                 // BEGIN IMMEDIATE, synchronous=NORMAL
+	readConn  connMode = iota // query_only
+	writeConn                 // BEGIN IMMEDIATE
 )
 
 func (m connMode) writes() bool { return m != readConn }
 
-// synchronous is the connection's SQLite synchronous setting.
-func (m connMode) synchronous() string {
-	if m == relaxedConn {
-		return "NORMAL"
-	}
-	return "FULL"
-}
+// synchronous is the SQLite synchronous setting of every connection: do
+// flushes the WAL itself (see the top of this file).
+const synchronous = "NORMAL"
 
 // fileURI is the file: URI of the database at path with the driver's
 // parameters q; path must be absolute.
@@ -93,7 +105,7 @@ func openDB(path string) (*db, error) {
 	}
 	f.Close()
 
-	d := &db{}
+	d := &db{path: path}
 	defer func() {
 		if d.q == nil { // failed half way
 			d.close()
@@ -112,9 +124,6 @@ func openDB(path string) (*db, error) {
 			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
 		}
 		return nil, wrap(err, "open database %s", path)
-	}
-	if d.relaxed, err = openPool(path, relaxedConn, 1); err != nil {
-		return nil, err
 	}
 	if d.r, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
 		return nil, err
@@ -139,7 +148,7 @@ func (d *db) close() error {
 	if d.q != nil {
 		errs = append(errs, d.q.close())
 	}
-	for _, p := range []*sql.DB{d.r, d.relaxed, d.w} {
+	for _, p := range []*sql.DB{d.r, d.w} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
@@ -150,28 +159,56 @@ func (d *db) close() error {
 	return errors.Join(errs...)
 }
 
-// do runs fns in one write transaction, in order. The transaction commits
-// when all return nil and rolls back when any returns an error or panics
-// (the panic then continues).
+// do runs fns in one write transaction, in order, and returns once the
+// commit is durable. The transaction commits when all return nil and rolls
+// back when any returns an error or panics (the panic then continues).
 func (d *db) do(fns ...func(*sql.Tx) error) error {
-	return d.doOn(d.w, fns...)
+	if err := d.doOn(fns...); err != nil {
+		return err
+	}
+	return d.syncWAL()
 }
 
 // doRelaxed is do for writes that may be lost by a power cut without harm
-// (LastUsed): the commit does not wait for fsync. SQLite's WAL keeps it
-// atomic and ordered; the next durable commit makes it durable too.
+// (LastUsed): it returns without flushing the WAL. SQLite keeps the commit
+// atomic and ordered; the next flush makes it durable too.
 func (d *db) doRelaxed(fns ...func(*sql.Tx) error) error {
-	return d.doOn(d.relaxed, fns...)
+	return d.doOn(fns...)
 }
 
-func (d *db) doOn(pool *sql.DB, fns ...func(*sql.Tx) error) (err error) {
+// syncWAL makes every commit so far durable: it flushes the WAL's data
+// (fdatasync; its timestamps need no journal commit). SQLite takes no
+// POSIX lock on the WAL, so opening and closing it here cannot drop one of
+// SQLite's locks (those are on the database and -shm files). The WAL
+// exists while this Store's connections are open; if it is gone, the last
+// connection's checkpoint moved every commit into the database file, which
+// is then flushed instead.
+func (d *db) syncWAL() error {
+	f, err := os.Open(d.path + "-wal")
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(d.path)
+	}
+	if err != nil {
+		return wrap(err, "flush database")
+	}
+	defer f.Close()
+	if err := fdatasync(f); err != nil {
+		return wrap(err, "flush database")
+	}
+	hit("db-flushed")
+	return nil
+}
+
+// doOn runs fns in one write transaction on the writer, queued behind the
+// other writers of this process and of other processes.
+func (d *db) doOn(fns ...func(*sql.Tx) error) (err error) {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {
 		return wrap(err, "lock database for writing")
 	}
 	defer flock(d.writeLock, syscall.LOCK_UN)
-	tx, err := pool.Begin()
+	tx, err := d.w.Begin()
 	if err != nil {
 		return wrap(err, "begin transaction")
 	}

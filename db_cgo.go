@@ -19,12 +19,13 @@ const sqliteDriver = "sqlite3"
 const driverHint = "go-sqlite3 needs cgo: build with CGO_ENABLED=1 and a C compiler"
 
 // dsn is the go-sqlite3 data source name of the database at path: WAL,
-// full fsync, a busy timeout, foreign keys on, and either BEGIN IMMEDIATE
-// transactions (the writer) or a read-only connection (the readers).
+// synchronous=NORMAL (db.go flushes the WAL), a busy timeout, foreign keys
+// on, and either BEGIN IMMEDIATE transactions (the writer) or a read-only
+// connection (the readers).
 func dsn(path string, mode connMode) string {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", mode.synchronous())
+	q.Set("_synchronous", synchronous)
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeoutMs))
 	q.Set("_foreign_keys", "1")
 	if mode.writes() {

@@ -20,15 +20,16 @@ const sqliteDriver = "sqlite"
 const driverHint = "pure-Go SQLite driver modernc.org/sqlite (CGO_ENABLED=0 build)"
 
 // dsn is the modernc.org/sqlite data source name of the database at path,
-// with the same settings as the go-sqlite3 one: WAL, full fsync, a busy
-// timeout, foreign keys on, and either BEGIN IMMEDIATE transactions (the
-// writer) or a read-only connection (the readers). The driver runs each
-// _pragma on every new connection, busy_timeout first.
+// with the same settings as the go-sqlite3 one: WAL, synchronous=NORMAL
+// (db.go flushes the WAL), a busy timeout, foreign keys on, and either
+// BEGIN IMMEDIATE transactions (the writer) or a read-only connection (the
+// readers). The driver runs each _pragma on every new connection,
+// busy_timeout first.
 func dsn(path string, mode connMode) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMs))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+mode.synchronous()+")")
+	q.Add("_pragma", "synchronous("+synchronous+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	if mode.writes() {
 		q.Set("_txlock", "immediate")

@@ -32,7 +32,9 @@
 // Durability: when WriteACI, RemoveACI, WriteRemote or Do return without
 // error, their effect survives a crash or power loss: an image's row
 // commits only after its blob and the blob's directory are fsynced, and
-// SQLite runs in WAL mode with synchronous=FULL. The manifest file is a
+// every commit's WAL (SQLite, WAL mode) is flushed with fdatasync before
+// the call returns; the flush runs after the write lock is released, so
+// concurrent writers share flushes (db.go). The manifest file is a
 // copy of the manifest inside the blob, rewritten from it if a power loss
 // tore it. LastUsed, recorded by ReadStream, is committed without waiting
 // for fsync.

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -15,7 +18,7 @@ func TestDriverSettings(t *testing.T) {
 		want string
 	}{
 		{"journal_mode", "wal"},
-		{"synchronous", "2"}, // FULL
+		{"synchronous", "1"}, // NORMAL: do flushes the WAL itself
 		{"busy_timeout", "30000"},
 		{"foreign_keys", "1"},
 	}
@@ -36,6 +39,65 @@ func TestDriverSettings(t *testing.T) {
 				t.Errorf("%s: PRAGMA %s = %q, want %q", h.name, p.name, got, p.want)
 			}
 		}
+	}
+}
+
+// TestCommitsAreFlushed checks the order of a write: the commit, then the
+// flush of the WAL (outside the write lock), and only then is the image
+// reported written; removal flushes before it deletes files; recording
+// LastUsed (ReadStream) does not flush at all.
+func TestCommitsAreFlushed(t *testing.T) {
+	s := newTestStore(t)
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	failpoint = func(name string) {
+		mu.Lock()
+		events = append(events, name)
+		mu.Unlock()
+	}
+	defer func() { failpoint = nil }()
+	take := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		got := strings.Join(events, " ")
+		events = nil
+		return got
+	}
+	key := writeImage(t, s, makeACI(t, "example.com/flushed"), false)
+	if got, want := take(), "write-in-transaction db-flushed write-committed"; !strings.HasSuffix(got, want) {
+		t.Errorf("WriteACI events %q, want them to end with %q", got, want)
+	}
+	if err := readBack(s, key, makeACI(t, "example.com/flushed")); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(); strings.Contains(got, "db-flushed") {
+		t.Errorf("ReadStream flushed the database: %q", got)
+	}
+	if err := s.RemoveACI(key); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := take(), "remove-in-transaction db-flushed remove-committed remove-blob-removed"; got != want {
+		t.Errorf("RemoveACI events %q, want %q", got, want)
+	}
+}
+
+// TestSyncWALWithoutWAL: with no WAL file (every connection of the last
+// user closed), the flush falls back to the database file.
+func TestSyncWALWithoutWAL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &db{path: path}
+	if err := d.syncWAL(); err != nil {
+		t.Fatalf("syncWAL without a WAL: %v", err)
+	}
+	os.Remove(path)
+	if err := d.syncWAL(); err == nil || !strings.Contains(err.Error(), "flush database") {
+		t.Fatalf("syncWAL without any file = %v, want a flush error", err)
 	}
 }
 
