@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	store "github.com/imagestore/imagestore"
@@ -59,19 +61,53 @@ func (b *bench) memory() error {
 	return os.RemoveAll(dir)
 }
 
-// contention starts the processes of the contention loop on one store at
-// once and times them from the first start to the last exit.
+// contention runs the contention loop --runs times, each on a new store,
+// and reports the median wall time, like every other figure; the note
+// lists every run, since fsync latency on a shared disk moves a lot.
 func (b *bench) contention() error {
 	c := b.cfg
-	dir := b.dirFor("contention")
+	var walls, slowests []float64
+	errs, first := 0, ""
+	for run := range c.runs {
+		b.progress("contention run %d of %d: %d processes x %d loops on one store", run+1, c.runs, c.procs, c.loops)
+		wall, slowest, n, f, err := b.contentionRun(b.dirFor(fmt.Sprintf("contention-%d", run)))
+		if err != nil {
+			return err
+		}
+		walls, slowests = append(walls, wall), append(slowests, slowest)
+		errs += n
+		if first == "" {
+			first = f
+		}
+	}
+	each := make([]string, len(walls))
+	for i, w := range walls {
+		each[i] = fmt.Sprintf("%.2f", w)
+	}
+	b.add("contention", "total wall time", median(slices.Clone(walls)), "s", "", 0, below(2),
+		fmt.Sprintf("from the first process start to the last exit; runs: %s s; slowest process (median) %.2f s",
+			strings.Join(each, ", "), median(slowests)))
+	note := ""
+	if first != "" {
+		note = "first: " + first
+	}
+	b.add("contention", "errors", float64(errs), "errors", "", 0, atMost(0), note)
+	return nil
+}
+
+// contentionRun starts the processes of the contention loop on a new store
+// in dir at once and times them from the first start to the last exit. It
+// returns that wall time, the slowest process's own time, and the errors
+// the processes counted (with the first one's text).
+func (b *bench) contentionRun(dir string) (wall, slowest float64, errs int, first string, err error) {
+	c := b.cfg
 	s, err := store.NewStore(dir) // create it, so that the children only open it
 	if err != nil {
-		return err
+		return 0, 0, 0, "", err
 	}
 	if err := s.Close(); err != nil {
-		return err
+		return 0, 0, 0, "", err
 	}
-	b.progress("%d processes x %d loops on one store", c.procs, c.loops)
 	t0 := time.Now()
 	children := make([]*child, c.procs)
 	for p := range children {
@@ -79,10 +115,9 @@ func (b *bench) contention() error {
 			for _, ch := range children[:p] {
 				ch.cmd.Wait()
 			}
-			return err
+			return 0, 0, 0, "", err
 		}
 	}
-	errs, slowest, first := 0, 0.0, ""
 	var werr error
 	for _, ch := range children {
 		rep, err := ch.wait()
@@ -96,16 +131,6 @@ func (b *bench) contention() error {
 			first = rep.FirstError
 		}
 	}
-	wall := time.Since(t0).Seconds()
-	if werr != nil {
-		return werr
-	}
-	b.add("contention", "total wall time", wall, "s", "", 0, below(2),
-		fmt.Sprintf("from the first process start to the last exit; the slowest process ran %.2f s", slowest))
-	note := ""
-	if first != "" {
-		note = "first: " + first
-	}
-	b.add("contention", "errors", float64(errs), "errors", "", 0, atMost(0), note)
-	return nil
+	wall = time.Since(t0).Seconds()
+	return wall, slowest, errs, first, werr
 }
