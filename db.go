@@ -163,7 +163,7 @@ func (d *db) close() error {
 // commit is durable. The transaction commits when all return nil and rolls
 // back when any returns an error or panics (the panic then continues).
 func (d *db) do(fns ...func(*sql.Tx) error) error {
-	if err := d.doOn(fns...); err != nil {
+	if err := d.transact(fns...); err != nil {
 		return err
 	}
 	return d.syncWAL()
@@ -173,7 +173,7 @@ func (d *db) do(fns ...func(*sql.Tx) error) error {
 // (LastUsed): it returns without flushing the WAL. SQLite keeps the commit
 // atomic and ordered; the next flush makes it durable too.
 func (d *db) doRelaxed(fns ...func(*sql.Tx) error) error {
-	return d.doOn(fns...)
+	return d.transact(fns...)
 }
 
 // syncWAL makes every commit so far durable: it flushes the WAL's data
@@ -199,9 +199,9 @@ func (d *db) syncWAL() error {
 	return nil
 }
 
-// doOn runs fns in one write transaction on the writer, queued behind the
-// other writers of this process and of other processes.
-func (d *db) doOn(fns ...func(*sql.Tx) error) (err error) {
+// transact runs fns in one write transaction on the writer, queued behind
+// the other writers of this process and of other processes.
+func (d *db) transact(fns ...func(*sql.Tx) error) (err error) {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {

@@ -29,16 +29,15 @@ type pipeline struct {
 	free      chan *chunk
 	summed    chan []byte // the digest, once toHash is closed and drained
 	hashWrite bool        // the hasher writes each chunk after hashing it
-	writeback int64       // the span after which write starts writeback
 
-	cur       *chunk // the chunk the parser is reading
-	off       int
-	n         int64 // bytes read from src
-	written64 int64 // bytes written, touched only by write
-	synced    int64 // bytes handed to writeback, touched only by write
-	readErr   error // from src: a bad image
-	writeErr  atomic.Pointer[error]
-	closed    bool
+	cur      *chunk // the chunk the parser is reading
+	off      int
+	n        int64 // bytes read from src
+	written  int64 // bytes written, touched only by write
+	synced   int64 // bytes handed to writeback, touched only by write
+	readErr  error // from src: a bad image
+	writeErr atomic.Pointer[error]
+	closed   bool
 }
 
 // chunk is one buffer of the ring and the count of stages still using it.
@@ -83,10 +82,6 @@ func newPipeline(src io.Reader, file *os.File, slow bool) *pipeline {
 		free:      make(chan *chunk, pipelineBuffers),
 		summed:    make(chan []byte, 1),
 		hashWrite: slow,
-		writeback: writebackFast,
-	}
-	if slow {
-		p.writeback = writebackSlow
 	}
 	for i := 0; i < pipelineBuffers; i++ {
 		p.free <- chunkPool.Get().(*chunk)
@@ -106,8 +101,8 @@ func newPipeline(src io.Reader, file *os.File, slow bool) *pipeline {
 }
 
 // write appends a chunk to the temp file, unless a write already failed,
-// and starts writeback every p.writeback bytes. One goroutine at a
-// time calls it.
+// and starts writeback of each span written (writebackFast or
+// writebackSlow bytes). One goroutine at a time calls it.
 func (p *pipeline) write(c *chunk) {
 	if p.writeErr.Load() != nil {
 		return
@@ -116,10 +111,14 @@ func (p *pipeline) write(c *chunk) {
 		p.writeErr.Store(&err)
 		return
 	}
-	p.written64 += int64(len(c.data))
-	if p.written64-p.synced >= p.writeback {
-		startWriteback(p.file, p.synced, p.written64-p.synced)
-		p.synced = p.written64
+	p.written += int64(len(c.data))
+	span := int64(writebackFast)
+	if p.hashWrite {
+		span = writebackSlow
+	}
+	if p.written-p.synced >= span {
+		startWriteback(p.file, p.synced, p.written-p.synced)
+		p.synced = p.written
 	}
 }
 

@@ -70,15 +70,19 @@ func (b *bench) contention() error {
 	errs, first := 0, ""
 	for run := range c.runs {
 		b.progress("contention run %d of %d: %d processes x %d loops on one store", run+1, c.runs, c.procs, c.loops)
-		wall, slowest, n, f, err := b.contentionRun(b.dirFor(fmt.Sprintf("contention-%d", run)))
+		wall, reps, err := b.contentionRun(b.dirFor(fmt.Sprintf("contention-%d", run)))
 		if err != nil {
 			return err
 		}
-		walls, slowests = append(walls, wall), append(slowests, slowest)
-		errs += n
-		if first == "" {
-			first = f
+		slowest := 0.0
+		for _, rep := range reps {
+			slowest = max(slowest, rep.Seconds)
+			errs += rep.Errors
+			if first == "" {
+				first = rep.FirstError
+			}
 		}
+		walls, slowests = append(walls, wall), append(slowests, slowest)
 	}
 	each := make([]string, len(walls))
 	for i, w := range walls {
@@ -96,17 +100,16 @@ func (b *bench) contention() error {
 }
 
 // contentionRun starts the processes of the contention loop on a new store
-// in dir at once and times them from the first start to the last exit. It
-// returns that wall time, the slowest process's own time, and the errors
-// the processes counted (with the first one's text).
-func (b *bench) contentionRun(dir string) (wall, slowest float64, errs int, first string, err error) {
+// in dir at once, and returns the wall time from the first start to the
+// last exit and each process's report.
+func (b *bench) contentionRun(dir string) (float64, []childReport, error) {
 	c := b.cfg
 	s, err := store.NewStore(dir) // create it, so that the children only open it
 	if err != nil {
-		return 0, 0, 0, "", err
+		return 0, nil, err
 	}
 	if err := s.Close(); err != nil {
-		return 0, 0, 0, "", err
+		return 0, nil, err
 	}
 	t0 := time.Now()
 	children := make([]*child, c.procs)
@@ -115,9 +118,10 @@ func (b *bench) contentionRun(dir string) (wall, slowest float64, errs int, firs
 			for _, ch := range children[:p] {
 				ch.cmd.Wait()
 			}
-			return 0, 0, 0, "", err
+			return 0, nil, err
 		}
 	}
+	reps := make([]childReport, 0, len(children))
 	var werr error
 	for _, ch := range children {
 		rep, err := ch.wait()
@@ -125,12 +129,7 @@ func (b *bench) contentionRun(dir string) (wall, slowest float64, errs int, firs
 			werr = err
 			continue
 		}
-		errs += rep.Errors
-		slowest = max(slowest, rep.Seconds)
-		if first == "" {
-			first = rep.FirstError
-		}
+		reps = append(reps, rep)
 	}
-	wall = time.Since(t0).Seconds()
-	return wall, slowest, errs, first, werr
+	return time.Since(t0).Seconds(), reps, werr
 }
