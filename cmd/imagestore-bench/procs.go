@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	store "github.com/imagestore/imagestore"
@@ -84,13 +83,9 @@ func (b *bench) contention() error {
 		}
 		walls, slowests = append(walls, wall), append(slowests, slowest)
 	}
-	each := make([]string, len(walls))
-	for i, w := range walls {
-		each[i] = fmt.Sprintf("%.2f", w)
-	}
 	b.add("contention", "total wall time", median(slices.Clone(walls)), "s", "", 0, below(2),
 		fmt.Sprintf("from the first process start to the last exit; runs: %s s; slowest process (median) %.2f s",
-			strings.Join(each, ", "), median(slowests)))
+			runsList(walls, "%.2f"), median(slowests)))
 	note := ""
 	if first != "" {
 		note = "first: " + first

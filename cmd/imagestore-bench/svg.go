@@ -34,7 +34,11 @@ func writeSVG(path string, r *report) error {
 		if !ok {
 			continue
 		}
-		bars = append(bars, bar{f, res.Value, byName[f+" decoder alone"].Value, res.Pass})
+		b := bar{label: f, value: res.Value, pass: res.Pass}
+		if res.BaselineName != "sha512" { // gzip's decoder is context only, far above the bars
+			b.decoder = byName[f+" decoder alone"].Value
+		}
+		bars = append(bars, b)
 	}
 	if len(bars) == 0 || sha == 0 {
 		return errors.New("svg: no ingest figures to draw")

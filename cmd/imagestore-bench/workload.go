@@ -190,6 +190,15 @@ func compressCmd(data []byte, name string, args ...string) ([]byte, error) {
 
 // median returns the median of xs (the mean of the middle two for an even
 // count). xs is sorted in place.
+// runsList formats each run's figure in the order measured.
+func runsList(xs []float64, format string) string {
+	each := make([]string, len(xs))
+	for i, x := range xs {
+		each[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(each, ", ")
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
