@@ -112,6 +112,18 @@ func GetACIInfoWithBlobKey(tx *sql.Tx, blobKey string) (*ACIInfo, bool, error) {
 	return aciinfoWithBlobKey(tx, blobKey)
 }
 
+// hasACIInfo says whether an image with the key is in the store. It reads
+// the primary key's index only, not the row: at 100,000 images the row is
+// another page, most often not in SQLite's cache.
+func hasACIInfo(q querier, blobKey string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(bg, `SELECT 1 FROM aciinfo WHERE blobkey = ?`, blobKey).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func aciinfoWithBlobKey(q querier, blobKey string) (*ACIInfo, bool, error) {
 	ais, err := scanACIInfos(q.QueryContext(bg,
 		`SELECT `+aciinfoColumns+` FROM aciinfo WHERE blobkey = ?`, blobKey))

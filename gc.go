@@ -131,7 +131,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 			return
 		}
 		defer kl.unlock()
-		_, found, err := aciinfoWithBlobKey(s.db.q, key)
+		found, err := hasACIInfo(s.db.q, key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)

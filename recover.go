@@ -99,7 +99,7 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 	if _, err := os.Stat(s.intentPath(key)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // settled by its owner meanwhile
 	}
-	_, found, err := aciinfoWithBlobKey(s.db.q, key)
+	found, err := hasACIInfo(s.db.q, key)
 	if err != nil {
 		return nil, err
 	}

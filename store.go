@@ -189,7 +189,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	}
 	if len(key) == lenKey {
 		// A full key needs no range: one indexed point lookup.
-		_, found, err := aciinfoWithBlobKey(s.db.q, key)
+		found, err := hasACIInfo(s.db.q, key)
 		if err != nil {
 			return "", wrap(err, "resolve key")
 		}
@@ -322,7 +322,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	// rename durable in one journal commit, and the directory's fsync finds
 	// little left to do. A blob that replaces a committed one (the image
 	// written again) is fsynced first, as it must never be seen torn.
-	_, replacing, err := aciinfoWithBlobKey(s.db.q, key)
+	replacing, err := hasACIInfo(s.db.q, key)
 	if err != nil {
 		return "", wrap(err, "write image %s", key)
 	}
@@ -636,7 +636,7 @@ func (s *Store) HasFullKey(key string) bool {
 	if s.live() != nil || checkFullKey(key) != nil {
 		return false
 	}
-	_, found, err := aciinfoWithBlobKey(s.db.q, key)
+	found, err := hasACIInfo(s.db.q, key)
 	return err == nil && found
 }
 

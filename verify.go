@@ -285,7 +285,7 @@ func (s *Store) verifyFiles(r *VerifyReport) error {
 // isOrphan reports whether key has files but no row, and no live process
 // is writing or removing it.
 func (s *Store) isOrphan(key string) (bool, error) {
-	if _, found, err := aciinfoWithBlobKey(s.db.q, key); err != nil || found {
+	if found, err := hasACIInfo(s.db.q, key); err != nil || found {
 		return false, err
 	}
 	kl, ok, err := tryLockKey(s.lockDir, key, false)
@@ -293,7 +293,7 @@ func (s *Store) isOrphan(key string) (bool, error) {
 		return false, err
 	}
 	defer kl.unlock()
-	_, found, err := aciinfoWithBlobKey(s.db.q, key)
+	found, err := hasACIInfo(s.db.q, key)
 	return !found, err
 }
 
