@@ -159,7 +159,10 @@ func TestMigrateFromV1(t *testing.T) {
 	if !s.HasFullKey(fakeKey("ee")) {
 		t.Error("the row without a manifest was lost")
 	}
-	if r, err := s.GetRemote("https://example.com/app-2.0.aci"); err != nil || r.BlobKey != k2 || r.CacheMaxAge != 60 {
+	// Every field of the remote survived (version 4 moved the rows).
+	r, err := s.GetRemote("https://example.com/app-2.0.aci")
+	if err != nil || r.BlobKey != k2 || r.CacheMaxAge != 60 || r.ETag != `"e"` ||
+		!r.DownloadTime.Equal(time.Date(2018, 4, 13, 12, 0, 0, 0, time.UTC)) {
 		t.Errorf("remote after migration: %+v, %v", r, err)
 	}
 	rc, err := s.ReadStream(k1)
