@@ -13,6 +13,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1037,12 +1038,35 @@ func TestGetACIQueryPlan(t *testing.T) {
 	}
 }
 
-// planQuerier answers QueryRowContext with the query plan of the query.
+// The point lookups read one B-tree each: HasFullKey the key's index (not
+// the row), GetRemote the remote rows kept in their primary key's tree.
+func TestLookupQueryPlans(t *testing.T) {
+	s := newTestStore(t)
+	var got []string
+	q := &planQuerier{db: s.db.r, t: t, out: &got}
+	hasACIInfo(q, fakeKey("aa"))
+	getRemote(q, "https://example.com/app.aci")
+	want := []string{
+		"SEARCH aciinfo USING COVERING INDEX sqlite_autoindex_aciinfo_1 (blobkey=?)",
+		"SEARCH remote USING PRIMARY KEY (aciurl=?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("plans:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// planQuerier answers QueryRowContext and QueryContext with no rows, and
+// records the query plan of each query.
 type planQuerier struct {
 	querier
 	db  *sql.DB
 	t   *testing.T
 	out *[]string
+}
+
+func (p *planQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.QueryRowContext(ctx, query, args...)
+	return p.db.QueryContext(ctx, "SELECT NULL WHERE 0")
 }
 
 func (p *planQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
