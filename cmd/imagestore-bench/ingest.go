@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"time"
 
 	store "github.com/imagestore/imagestore"
@@ -134,29 +133,28 @@ func (b *bench) ingest() error {
 			}
 		}
 	}
-	// Each figure's note lists its runs in the order measured (median
-	// sorts them).
+	// Each figure's note lists its runs in the order measured.
 	runs := func(name string) string { return "runs: " + runsList(rates[name], "%.0f") + " MiB/s" }
-	sha := median(slices.Clone(rates["sha512"]))
+	sha := median(rates["sha512"])
 	b.add("ingest", "SHA-512 of the tar in memory", sha, "MiB/s", "", 0, nil, "baseline: one core's hash rate, the ceiling; "+runs("sha512"))
 	for _, f := range forms {
 		input := fmt.Sprintf("input %.1f MiB; %s", float64(len(f.data))/mib, runs(f.name))
 		switch f.name {
 		case "tar":
-			b.add("ingest", "WriteACI tar", median(slices.Clone(rates["tar"])), "MiB/s", "sha512", sha, atLeastRatio(0.85), runs("tar"))
+			b.add("ingest", "WriteACI tar", median(rates["tar"]), "MiB/s", "sha512", sha, atLeastRatio(0.85), runs("tar"))
 		case "gzip":
-			b.add("ingest", "gzip decoder alone", median(slices.Clone(rates["gzip decoder"])), "MiB/s", "", 0, nil,
+			b.add("ingest", "gzip decoder alone", median(rates["gzip decoder"]), "MiB/s", "", 0, nil,
 				"context, not a baseline: github.com/klauspost/compress/gzip from memory to io.Discard; "+runs("gzip decoder"))
-			b.add("ingest", "WriteACI gzip", median(slices.Clone(rates["gzip"])), "MiB/s", "sha512", sha, atLeastRatio(0.80), input)
+			b.add("ingest", "WriteACI gzip", median(rates["gzip"]), "MiB/s", "sha512", sha, atLeastRatio(0.80), input)
 		case "xz", "bzip2":
-			dec := median(slices.Clone(rates[f.name+" decoder"]))
+			dec := median(rates[f.name+" decoder"])
 			pkg := "github.com/ulikunitz/xz"
 			if f.name == "bzip2" {
 				pkg = "compress/bzip2"
 			}
 			b.add("ingest", f.name+" decoder alone", dec, "MiB/s", "", 0, nil,
 				fmt.Sprintf("baseline: %s from memory to io.Discard; %s", pkg, runs(f.name+" decoder")))
-			b.add("ingest", "WriteACI "+f.name, median(slices.Clone(rates[f.name])), "MiB/s", f.name+" dec", dec, atLeastRatio(0.85), input)
+			b.add("ingest", "WriteACI "+f.name, median(rates[f.name]), "MiB/s", f.name+" dec", dec, atLeastRatio(0.85), input)
 		}
 	}
 	return b.readStream(s, img)
@@ -251,7 +249,7 @@ func (b *bench) readStream(s *store.Store, img []byte) error {
 			}
 		}
 	}
-	d := median(slices.Clone(ds))
+	d := median(ds)
 	b.add("read", "blob file read directly", d, "MiB/s", "", 0, nil, "baseline: os.Open + io.Copy to io.Discard")
 	b.add("read", "ReadStream to the end", median(rs), "MiB/s", "direct", d, atLeastRatio(0.9), "page cache warm for both (one untimed read of each first)")
 	return nil

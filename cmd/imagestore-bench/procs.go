@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"time"
 
@@ -83,7 +82,7 @@ func (b *bench) contention() error {
 		}
 		walls, slowests = append(walls, wall), append(slowests, slowest)
 	}
-	b.add("contention", "total wall time", median(slices.Clone(walls)), "s", "", 0, below(2),
+	b.add("contention", "total wall time", median(walls), "s", "", 0, below(2),
 		fmt.Sprintf("from the first process start to the last exit; runs: %s s; slowest process (median) %.2f s",
 			runsList(walls, "%.2f"), median(slowests)))
 	note := ""

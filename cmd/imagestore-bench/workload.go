@@ -199,11 +199,12 @@ func runsList(xs []float64, format string) string {
 	return strings.Join(each, ", ")
 }
 
+// median returns the median of xs, leaving xs in its order.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	slices.Sort(xs)
+	xs = slices.Sorted(slices.Values(xs))
 	n := len(xs)
 	if n%2 == 1 {
 		return xs[n/2]
