@@ -73,18 +73,25 @@ func (b *bench) ingest() error {
 	}
 	defer s.Close()
 
-	// This VM returns freed memory to its host within seconds, and the
-	// first few hundred MiB of new page cache after that are slow: the
-	// write after a long decoder run would be timed mostly on the host's
-	// page faults. So every timed write comes right after an untimed
-	// write and removal of the tar image, which brings that memory back.
+	// This VM hands freed memory back to its host (free page reporting,
+	// about 2 s after it is freed), and the first touch of such a page
+	// again faults in the host: a write of 256 MiB of page cache on those
+	// pages took up to 400 ms more system time. Both the removal of the
+	// previous image and a long decoder run leave such pages. So before
+	// every timed write the benchmark waits for the reporting of what the
+	// previous step freed to be over, then writes and removes the tar
+	// image, untimed, and the timed write reuses that memory at once.
+	// (Instrumented, 7 runs: the gzip write, which followed the tar
+	// write's removal by about 1 s, was the one with reports in its
+	// window and with 230-440 ms of system time where tar had 60-140.)
 	warm := func() error {
+		time.Sleep(c.settle)
 		if err := writeRemove(s, img); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 		return nil
 	}
-	b.note("warm-up before every timed write: the %d MiB tar image written and removed, untimed, just before (this VM returns freed memory to its host within seconds, and new page cache after that is slow)", c.imageMiB)
+	b.note("before every timed write: a pause of %s (this VM hands freed memory back to its host about 2 s after it is freed, and touching it again faults in the host), then the %d MiB tar image written and removed, untimed; the timed write reuses that memory", c.settle, c.imageMiB)
 	b.note("WriteACI reads its input from a bytes.Reader (in memory), so input I/O is not measured; each timed write is followed by an untimed RemoveACI")
 
 	rates := map[string][]float64{}

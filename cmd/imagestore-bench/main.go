@@ -59,6 +59,7 @@ type config struct {
 	procs    int           // contention processes
 	loops    int           // contention loops per process
 	opTime   time.Duration // how long each metadata measurement runs
+	settle   time.Duration // pause before each warm-up and timed write (see ingest)
 }
 
 var allFormats = []string{"tar", "gzip", "xz", "bzip2"}
@@ -142,8 +143,10 @@ func (c *config) defaults() {
 	def(&c.procs, 4, 2)
 	def(&c.loops, 200, 50)
 	c.opTime = time.Second
+	c.settle = 3 * time.Second
 	if c.quick {
 		c.opTime = 200 * time.Millisecond
+		c.settle = 0
 	}
 }
 
