@@ -176,26 +176,18 @@ func writeRemove(s *store.Store, img []byte) error {
 	return s.RemoveACI(key)
 }
 
-func decodeGzip(data []byte) error {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+// The decoders alone, from memory to io.Discard: the baselines (xz,
+// bzip2) and the context (gzip) of the ingest figures.
+func decodeGzip(data []byte) error  { return drain(gzip.NewReader(bytes.NewReader(data))) }
+func decodeXz(data []byte) error    { return drain(xz.NewReader(bytes.NewReader(data))) }
+func decodeBzip2(data []byte) error { return drain(bzip2.NewReader(bytes.NewReader(data)), nil) }
+
+// drain reads r to its end, unless opening it failed.
+func drain(r io.Reader, err error) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, zr)
-	return err
-}
-
-func decodeXz(data []byte) error {
-	zr, err := xz.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, zr)
-	return err
-}
-
-func decodeBzip2(data []byte) error {
-	_, err := io.Copy(io.Discard, bzip2.NewReader(bytes.NewReader(data)))
+	_, err = io.Copy(io.Discard, r)
 	return err
 }
 
