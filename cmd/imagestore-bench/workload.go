@@ -188,8 +188,6 @@ func compressCmd(data []byte, name string, args ...string) ([]byte, error) {
 	return slices.Concat(outs...), nil
 }
 
-// median returns the median of xs (the mean of the middle two for an even
-// count). xs is sorted in place.
 // runsList formats each run's figure in the order measured.
 func runsList(xs []float64, format string) string {
 	each := make([]string, len(xs))
@@ -199,7 +197,8 @@ func runsList(xs []float64, format string) string {
 	return strings.Join(each, ", ")
 }
 
-// median returns the median of xs, leaving xs in its order.
+// median returns the median of xs (the mean of the middle two for an even
+// count), leaving xs in its order.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
