@@ -18,9 +18,9 @@ import (
 // ingest against the decoder alone): a third goroutine for writes gave
 // 0.86 (with 8 or 2 MiB writeback spans), writing on the hasher 0.92 (2
 // MiB spans); with a fast decoder, writing on the hasher would slow the
-// wall. Chunks come from a small ring of
-// buffers, each back in the ring when every stage is done with it, which
-// bounds memory to pipelineBuffers x pipelineChunk whatever the image size.
+// wall. Chunks come from a small ring of buffers, each back in the ring
+// when every stage is done with it, which bounds memory to
+// pipelineBuffers x pipelineChunk whatever the image size.
 type pipeline struct {
 	src  io.Reader
 	file *os.File

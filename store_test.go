@@ -1065,11 +1065,17 @@ type planQuerier struct {
 }
 
 func (p *planQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	p.QueryRowContext(ctx, query, args...)
+	p.record(ctx, query, args)
 	return p.db.QueryContext(ctx, "SELECT NULL WHERE 0")
 }
 
 func (p *planQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.record(ctx, query, args)
+	return p.db.QueryRowContext(ctx, "SELECT NULL WHERE 0")
+}
+
+// record appends the plan of query to p.out, a line per step.
+func (p *planQuerier) record(ctx context.Context, query string, args []any) {
 	rows, err := p.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		p.t.Fatal(err)
@@ -1081,5 +1087,4 @@ func (p *planQuerier) QueryRowContext(ctx context.Context, query string, args ..
 		rows.Scan(&id, &parent, &unused, &detail)
 		*p.out = append(*p.out, detail)
 	}
-	return p.db.QueryRowContext(ctx, "SELECT NULL WHERE 0")
 }

@@ -109,17 +109,8 @@ func (b *bench) ingest() error {
 			return err
 		}
 		for _, f := range forms {
-			switch f.name {
-			case "gzip":
-				if err := timeMiBs("gzip decoder", func() error { return decodeGzip(f.data) }); err != nil {
-					return err
-				}
-			case "xz":
-				if err := timeMiBs("xz decoder", func() error { return decodeXz(f.data) }); err != nil {
-					return err
-				}
-			case "bzip2":
-				if err := timeMiBs("bzip2 decoder", func() error { return decodeBzip2(f.data) }); err != nil {
+			if dec, ok := decoders[f.name]; ok {
+				if err := timeMiBs(f.name+" decoder", func() error { return dec.decode(f.data) }); err != nil {
 					return err
 				}
 			}
@@ -151,16 +142,12 @@ func (b *bench) ingest() error {
 			b.add("ingest", "WriteACI tar", median(rates["tar"]), "MiB/s", "sha512", sha, atLeastRatio(0.85), runs("tar"))
 		case "gzip":
 			b.add("ingest", "gzip decoder alone", median(rates["gzip decoder"]), "MiB/s", "", 0, nil,
-				"context, not a baseline: github.com/klauspost/compress/gzip from memory to io.Discard; "+runs("gzip decoder"))
+				fmt.Sprintf("context, not a baseline: %s from memory to io.Discard; %s", decoders["gzip"].pkg, runs("gzip decoder")))
 			b.add("ingest", "WriteACI gzip", median(rates["gzip"]), "MiB/s", "sha512", sha, atLeastRatio(0.80), input)
 		case "xz", "bzip2":
 			dec := median(rates[f.name+" decoder"])
-			pkg := "github.com/ulikunitz/xz"
-			if f.name == "bzip2" {
-				pkg = "compress/bzip2"
-			}
 			b.add("ingest", f.name+" decoder alone", dec, "MiB/s", "", 0, nil,
-				fmt.Sprintf("baseline: %s from memory to io.Discard; %s", pkg, runs(f.name+" decoder")))
+				fmt.Sprintf("baseline: %s from memory to io.Discard; %s", decoders[f.name].pkg, runs(f.name+" decoder")))
 			b.add("ingest", "WriteACI "+f.name, median(rates[f.name]), "MiB/s", f.name+" dec", dec, atLeastRatio(0.85), input)
 		}
 	}
@@ -176,11 +163,23 @@ func writeRemove(s *store.Store, img []byte) error {
 	return s.RemoveACI(key)
 }
 
-// The decoders alone, from memory to io.Discard: the baselines (xz,
-// bzip2) and the context (gzip) of the ingest figures.
-func decodeGzip(data []byte) error  { return drain(gzip.NewReader(bytes.NewReader(data))) }
-func decodeXz(data []byte) error    { return drain(xz.NewReader(bytes.NewReader(data))) }
-func decodeBzip2(data []byte) error { return drain(bzip2.NewReader(bytes.NewReader(data)), nil) }
+// decoders are the decoders alone, from memory to io.Discard: the
+// baselines (xz, bzip2) and the context (gzip) of the ingest figures, each
+// with the package the store decodes that format with.
+var decoders = map[string]struct {
+	pkg    string
+	decode func(data []byte) error
+}{
+	"gzip": {"github.com/klauspost/compress/gzip", func(data []byte) error {
+		return drain(gzip.NewReader(bytes.NewReader(data)))
+	}},
+	"xz": {"github.com/ulikunitz/xz", func(data []byte) error {
+		return drain(xz.NewReader(bytes.NewReader(data)))
+	}},
+	"bzip2": {"compress/bzip2", func(data []byte) error {
+		return drain(bzip2.NewReader(bytes.NewReader(data)), nil)
+	}},
+}
 
 // drain reads r to its end, unless opening it failed.
 func drain(r io.Reader, err error) error {
