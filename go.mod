@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/appc/spec v0.8.11
 	github.com/dustin/go-humanize v1.1.0
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/hashicorp/errwrap v1.1.0
 	github.com/klauspost/compress v1.20.4
 	github.com/mattn/go-sqlite3 v1.14.53
