@@ -3,8 +3,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -21,7 +23,7 @@ import (
 // powerCutPoints are the failpoints where trials cut the power: those of
 // the write and remove paths, the WAL flush, and recovery at open.
 var powerCutPoints = append(append([]string(nil), crashPoints...),
-	"db-flushed", "recover-settle", "recover-settled")
+	"db-flushed", "recover-start", "recover-settle", "recover-settled")
 
 // cutOps is how many calls a child makes, at most, before it is cut.
 const cutOps = 12
@@ -67,17 +69,28 @@ func runPowerCuts(t *testing.T, model faultfs.Model, trials int) {
 	seed := time.Now().UnixNano()
 	rnd := rand.New(rand.NewSource(seed))
 	m := newCutModel()
-	var atPoint, atRandom, undone, restored int
+	var atPoint, atRandom, finished, undone, restored int
 	leftByRemoval := map[string]bool{} // model B: removed images whose files are orphans
 	for i := 0; i < trials; i++ {
 		var fp string
 		var delay time.Duration
-		if i%2 == 0 {
-			fp = fmt.Sprintf("%s:%d", powerCutPoints[(i/2)%len(powerCutPoints)], 1+rnd.Intn(3))
+		inOpen := false
+		switch {
+		case i%2 == 0:
+			fp = powerCutPoints[(i/2)%len(powerCutPoints)]
+			n := 1 + rnd.Intn(3)
+			if fp == "recover-start" {
+				n = 1 // once per NewStore
+			}
+			fp = fmt.Sprintf("%s:%d", fp, n)
 			atPoint++
-		} else {
-			// From the child's start: the first ~100 ms fall in its start
-			// and NewStore's recovery.
+		case i%6 == 1:
+			// Once the child has begun NewStore (its log exists): the
+			// cut falls in NewStore and its recovery, or just after.
+			delay = time.Duration(rnd.Intn(15000)) * time.Microsecond
+			inOpen = true
+			atRandom++
+		default:
 			delay = time.Duration(1+rnd.Intn(400)) * time.Millisecond
 			atRandom++
 		}
@@ -98,8 +111,18 @@ func runPowerCuts(t *testing.T, model faultfs.Model, trials int) {
 		if timeout == 0 {
 			timeout = 2 * time.Minute // a child that hangs is a failure
 		}
+		if inOpen {
+			for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(200 * time.Microsecond) {
+				if _, err := os.Stat(oplog); err == nil {
+					break
+				}
+			}
+		}
 		select {
 		case err = <-done:
+			if fp == "" || err == nil {
+				finished++
+			}
 		case <-time.After(timeout):
 			f.Cut()
 			cut = true
@@ -158,8 +181,129 @@ func runPowerCuts(t *testing.T, model faultfs.Model, trials int) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("model %s: %d power cuts (%d at failpoints, %d at random moments), %d acknowledged calls, 0 lost; "+
+	t.Logf("model %s: %d power cuts (%d at failpoints, %d at random moments; %d in NewStore, %d after the child's last call), %d acknowledged calls, 0 lost; "+
 		"the cuts put back %d files and undid %d operations on names; %d images alive at the end; "+
 		"%d removed images left orphan files",
-		model, trials, atPoint, atRandom, m.acks, restored, undone, len(m.alive), len(leftByRemoval))
+		model, trials, atPoint, atRandom, m.inOpen, finished, m.acks, restored, undone, len(m.alive), len(leftByRemoval))
+}
+
+// mountFaultFS mounts a faultfs (model A) over a fresh directory and
+// returns it with the store path inside the mount and on the disk below.
+// The mount is undone when the test ends, even if it fails.
+func mountFaultFS(t *testing.T) (f *faultfs.FS, mnt, disk string) {
+	t.Helper()
+	if err := faultfs.Available(); err != nil {
+		t.Skipf("skipped: %v", err)
+	}
+	root := t.TempDir()
+	disk, mnt = filepath.Join(root, "disk"), filepath.Join(root, "mnt")
+	for _, d := range []string{disk, mnt} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := faultfs.Mount(disk, mnt, faultfs.ModelA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return f, filepath.Join(mnt, "store"), filepath.Join(disk, "store")
+}
+
+// TestFailingDisk injects EIO on a blob's reads, on a blob's fsync and on
+// the WAL's fsync. ReadStream and Verify report the damage; a WriteACI
+// whose fsync failed is not acknowledged; after a power cut nothing that
+// was acknowledged is lost.
+func TestFailingDisk(t *testing.T) {
+	f, dir, disk := mountFaultFS(t)
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newCutModel()
+	imgA := makeACI(t, "example.com/a")
+	a := writeImage(t, s, imgA, false)
+	m.alive[a] = true
+	rel := func(p string) string { r, _ := filepath.Rel(filepath.Dir(dir), p); return r }
+
+	// A blob that cannot be read.
+	f.SetFault(func(op faultfs.Op, path string) syscall.Errno {
+		if op == faultfs.OpRead && path == rel(s.blobPath(a)) {
+			return syscall.EIO
+		}
+		return 0
+	})
+	if rc, err := s.ReadStream(a); err != nil {
+		t.Logf("ReadStream of an unreadable blob: %v", err)
+	} else {
+		_, err := io.ReadAll(rc)
+		rc.Close()
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("reading an unreadable blob: %v, want EIO", err)
+		}
+	}
+	v, err := s.Verify()
+	if err == nil && (len(v.Problems) != 1 || v.Problems[0].Key != a || !strings.Contains(v.Problems[0].Detail, "input/output error")) {
+		t.Errorf("Verify of an unreadable blob: %v, want its read error", v.Problems)
+	}
+
+	// A blob whose fsync fails: not acknowledged; written again, whole.
+	imgB := makeACI(t, "example.com/b")
+	f.SetFault(func(op faultfs.Op, path string) syscall.Errno {
+		if op == faultfs.OpFsync && strings.HasPrefix(path, "store/blob/") {
+			return syscall.EIO
+		}
+		return 0
+	})
+	if key, err := s.WriteACI(bytes.NewReader(imgB), ACIFetchInfo{}); !errors.Is(err, syscall.EIO) {
+		t.Errorf("WriteACI whose blob fsync failed: %q, %v; want EIO", key, err)
+	}
+	if s.HasFullKey(keyOf(imgB)) {
+		t.Errorf("the image whose fsync failed is in the store")
+	}
+	f.SetFault(nil)
+	b := writeImage(t, s, imgB, false)
+	m.alive[b] = true
+
+	// The WAL's fsync fails: that write is not acknowledged, and nothing
+	// written after it is acknowledged unless it is durable.
+	walFails := true
+	f.SetFault(func(op faultfs.Op, path string) syscall.Errno {
+		if op == faultfs.OpFsync && path == "store/db/store.db-wal" && walFails {
+			walFails = false
+			return syscall.EIO
+		}
+		return 0
+	})
+	imgC := makeACI(t, "example.com/c")
+	if key, err := s.WriteACI(bytes.NewReader(imgC), ACIFetchInfo{}); !errors.Is(err, syscall.EIO) {
+		t.Errorf("WriteACI whose WAL flush failed: %q, %v; want EIO", key, err)
+	}
+	m.maybe[keyOf(imgC)] = true
+	// Without the refusal, D was acknowledged and lost by the cut: its
+	// commit followed C's lost frames in the WAL.
+	imgD := makeACI(t, "example.com/d")
+	if key, err := s.WriteACI(bytes.NewReader(imgD), ACIFetchInfo{}); err == nil {
+		t.Errorf("WriteACI after a failed flush of the WAL acknowledged %s", key)
+	} else if !errors.Is(err, syscall.EIO) {
+		t.Errorf("WriteACI after a failed flush of the WAL: %v, want the flush's EIO", err)
+	}
+	m.maybe[keyOf(imgD)] = true
+	if err := s.WriteRemote(&Remote{ACIURL: "https://example.com/e"}); err == nil {
+		t.Errorf("WriteRemote after a failed flush of the WAL acknowledged")
+	}
+
+	f.Cut()
+	s.Close()
+	if err := f.PowerCut(); err != nil {
+		t.Fatal(err)
+	}
+	if findings, _ := m.check(disk); len(findings) > 0 {
+		t.Fatalf("after the power cut:\n%s", strings.Join(findings, "\n"))
+	}
 }

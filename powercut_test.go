@@ -160,6 +160,7 @@ type cutModel struct {
 	remotes map[string]string         // acknowledged remote URL → its blob key
 	trees   map[string]map[int64]bool // key → the tree store sizes it may have
 	acks    int
+	inOpen  int // cuts that fell before NewStore returned
 }
 
 func newCutModel() *cutModel {
@@ -170,8 +171,17 @@ func newCutModel() *cutModel {
 // read applies a child's log to the model.
 func (m *cutModel) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
+	opening := false
+	defer func() {
+		if opening {
+			m.inOpen++
+		}
+	}()
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[1] == "open" {
+			opening = f[0] == "start"
+		}
 		if len(f) < 2 {
 			continue // a line torn by the kill
 		}

@@ -51,6 +51,9 @@ func (s *Store) endIntent(key string) {
 // left in tmp/. Files of live writers (locked) are left alone. It returns
 // the paths it removed.
 func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
+	if !dryRun {
+		hit("recover-start")
+	}
 	entries, err := os.ReadDir(s.tmpDir)
 	if err != nil {
 		return nil, wrap(err, "recover: list temp files")
