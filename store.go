@@ -498,9 +498,9 @@ func (s *Store) GetImageManifest(key string) (*schema.ImageManifest, error) {
 // manifest reads the stored manifest of key, and parses it when parse is
 // set (else it only checks that the JSON is whole). Manifests are replaced
 // only by atomic renames, so the read needs no lock. The manifest file is
-// a copy of the manifest inside the blob, written without fsync; one that
-// a power loss left missing or torn is rewritten from the blob, under the
-// key's lock.
+// a copy of the manifest inside the blob; one found missing or torn (by a
+// bad disk, or a power cut under an older version that did not fsync it)
+// is rewritten from the blob, under the key's lock.
 func (s *Store) manifest(key string, parse bool) ([]byte, *schema.ImageManifest, error) {
 	key, err := s.ResolveKey(key)
 	if err != nil {
@@ -575,13 +575,17 @@ func (s *Store) healManifest(key string) ([]byte, *schema.ImageManifest, error) 
 	return imj, im, nil
 }
 
-// replaceManifest writes the manifest file of key by atomic rename.
+// replaceManifest writes the manifest file of key by atomic rename, synced
+// first: a power cut must not turn a healed manifest into a torn one.
 func (s *Store) replaceManifest(key string, imj []byte) error {
 	mf, err := s.writeTemp(imj)
 	if err != nil {
 		return err
 	}
 	defer mf.release()
+	if err := fdatasync(mf.File); err != nil {
+		return err
+	}
 	return rename(mf, s.manifestPath(key))
 }
 
