@@ -17,6 +17,9 @@
 //     directory is synced; until its source directory is synced too, the
 //     old name comes back as well (a second link).
 //
+// Not modelled: a rename over a directory (the directory does not come
+// back) and RENAME_EXCHANGE (refused with EINVAL); the store uses neither.
+//
 // Faults (EIO, ENOSPC, ...) are injected by a function that sees every
 // operation and the path it works on.
 //

@@ -128,17 +128,16 @@ func (d *dirtyFile) restore() error {
 // nameOp is an operation on a name, as model B keeps it until its
 // directory (dir) is synced. Paths are relative to the backing root.
 type nameOp struct {
-	kind     string // create, mkdir, unlink, rmdir, rename
-	dir      string // the directory of the name created, removed or renamed to
-	name     string
-	odir     string // rename: where it came from
-	oname    string
-	stash    string      // unlink, rename over a file: the file the name held
-	mode     os.FileMode // rmdir: the directory's mode
-	synced   bool        // dir synced since
-	osynced  bool        // odir synced since
-	wasDir   bool        // rename: it renamed a directory
-	replaced bool
+	kind    string // create, mkdir, unlink, rmdir, rename
+	dir     string // the directory of the name created, removed or renamed to
+	name    string
+	odir    string // rename: where it came from
+	oname   string
+	stash   string      // unlink, rename over a file: the file the name held
+	mode    os.FileMode // rmdir: the directory's mode
+	synced  bool        // dir synced since
+	osynced bool        // odir synced since
+	wasDir  bool        // rename: it renamed a directory
 }
 
 // Mount mounts a faultfs over backing at mnt. The power-cut stash (links
@@ -374,7 +373,6 @@ func (f *FS) undo(op *nameOp) (bool, error) {
 		}
 		return true, os.Chmod(p, op.mode)
 	case "rename":
-		op := op
 		old := f.path(op.odir, op.oname)
 		switch {
 		case !op.synced:
