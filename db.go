@@ -133,15 +133,36 @@ func openDB(path string) (*db, error) {
 }
 
 func openPool(path string, mode connMode, conns int) (*sql.DB, error) {
-	p, err := sql.Open(sqliteDriver, dsn(path, mode))
-	if err != nil {
-		return nil, wrap(err, "open database")
-	}
+	p := sql.OpenDB(connector{dsn: dsn(path, mode)})
 	p.SetMaxOpenConns(conns)
 	p.SetMaxIdleConns(conns)
 	p.SetConnMaxLifetime(0)
 	return p, nil
 }
+
+// connector opens the store's connections with the driver of this build
+// and keeps each one's WAL and -shm files when it closes (SQLite's
+// persistent WAL). A clean close would otherwise delete both, and the next
+// open would have to create them again: on a full disk it could not, and
+// the store could not even be opened to remove an image. Kept, the WAL's
+// blocks are reused by the next writes and the -shm file's by the next
+// open (SQLite truncates it and writes it again). Nothing else changes:
+// readers ignore the WAL's frames once they are in the database file.
+type connector struct{ dsn string }
+
+func (c connector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := sqliteDriver.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := persistWAL(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("keep the database's WAL: %w", err)
+	}
+	return conn, nil
+}
+
+func (c connector) Driver() driver.Driver { return sqliteDriver }
 
 func (d *db) close() error {
 	var errs []error
