@@ -72,6 +72,14 @@ const (
 
 func (m connMode) writes() bool { return m != readConn }
 
+// SQLite's result codes for a full disk: SQLITE_FULL when a write to the
+// database or the WAL found no space, SQLITE_IOERR_SHMSIZE when the -shm
+// file could not grow.
+const (
+	sqliteFull         = 13
+	sqliteIOErrShmSize = 10 | 19<<8
+)
+
 // synchronous is the SQLite synchronous setting of every connection: do
 // flushes the WAL itself (see the top of this file).
 const synchronous = "NORMAL"
@@ -117,8 +125,13 @@ func openDB(path string) (*db, error) {
 	if d.w, err = openPool(path, writeConn, 1); err != nil {
 		return nil, err
 	}
+	// The first query opens the WAL and -shm files: on a full disk, with
+	// the reserve's help (diskfull.go).
 	var version string
-	if err := d.w.QueryRow("SELECT sqlite_version()").Scan(&version); err != nil {
+	err = withRoom(filepath.Dir(path), func() error {
+		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
+	})
+	if err != nil {
 		if strings.Contains(err.Error(), "CGO_ENABLED") {
 			// go-sqlite3 built without cgo is a stub that fails here.
 			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
@@ -190,6 +203,13 @@ func (d *db) do(fns ...func(*sql.Tx) error) error {
 	return d.syncWAL()
 }
 
+// doWithRoom is do for writes that must work on a full disk (removals,
+// which free space): when the commit finds no space, the space reserve is
+// released and the transaction runs once more (diskfull.go).
+func (d *db) doWithRoom(fns ...func(*sql.Tx) error) error {
+	return withRoom(filepath.Dir(d.path), func() error { return d.do(fns...) })
+}
+
 // doRelaxed is do for writes that may be lost by a power cut without harm
 // (LastUsed): it returns without flushing the WAL. SQLite keeps the commit
 // atomic and ordered; the next flush makes it durable too.
@@ -241,7 +261,7 @@ func (d *db) transact(fns ...func(*sql.Tx) error) (err error) {
 	}()
 	for _, fn := range fns {
 		if err := fn(tx); err != nil {
-			return err
+			return markDiskFull(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -4,8 +4,10 @@ package store
 
 import (
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
+	"syscall"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -28,6 +30,17 @@ func persistWAL(c driver.Conn) error {
 		return fmt.Errorf("unexpected connection type %T", c)
 	}
 	return sc.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1)
+}
+
+// sqliteDiskFull reports whether err is go-sqlite3's way of saying that the
+// disk is full (see sqliteFull).
+func sqliteDiskFull(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return int(se.Code) == sqliteFull || int(se.ExtendedCode) == sqliteIOErrShmSize ||
+		se.SystemErrno == syscall.ENOSPC || se.SystemErrno == syscall.EDQUOT
 }
 
 // dsn is the go-sqlite3 data source name of the database at path: WAL,

@@ -4,6 +4,7 @@ package store
 
 import (
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -30,6 +31,17 @@ func persistWAL(c driver.Conn) error {
 	}
 	_, err := fc.FileControlPersistWAL("main", 1)
 	return err
+}
+
+// sqliteDiskFull reports whether err is modernc.org/sqlite's way of saying
+// that the disk is full (see sqliteFull). The driver reports extended
+// result codes, but not the OS's errno.
+func sqliteDiskFull(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code()&0xff == sqliteFull || se.Code() == sqliteIOErrShmSize
 }
 
 // dsn is the modernc.org/sqlite data source name of the database at path,

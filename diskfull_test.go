@@ -1,0 +1,345 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountSmallFS mounts a tmpfs of size (as mount(8) takes it: "24m") on a
+// new directory and unmounts it when the test ends. It skips the test
+// where it cannot mount (not root, no tmpfs).
+func mountSmallFS(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a %s tmpfs (needs root and tmpfs): %v", size, err)
+	}
+	// Cleanups run last-in first-out: stores opened after this are
+	// closed before the unmount, and the unmount comes before TempDir's
+	// removal.
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+// freeBytes is the space left on the filesystem of dir.
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// fillFS grows the file "filler" at the root of the filesystem of fsDir
+// until a write fails for lack of space, then gives back leave bytes (0:
+// the filesystem stays at 100%). It returns the space left.
+func fillFS(t *testing.T, fsDir string, leave int64) int64 {
+	t.Helper()
+	path := filepath.Join(fsDir, "filler")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
+		for {
+			if _, err := f.Write(buf[:chunk]); err != nil {
+				if !errors.Is(err, unix.ENOSPC) {
+					t.Fatalf("fill %s: %v", fsDir, err)
+				}
+				break
+			}
+		}
+	}
+	if free := freeBytes(t, fsDir); free != 0 {
+		t.Fatalf("filled %s, yet %d bytes are free", fsDir, free)
+	}
+	if leave > 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(fi.Size() - leave); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return freeBytes(t, fsDir)
+}
+
+// emptyFS removes the filler: the filesystem has its space back.
+func emptyFS(t *testing.T, fsDir string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(fsDir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reserveBytes is the size of the store's space reserve, -1 if absent.
+func reserveBytes(t *testing.T, s *Store) int64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(s.dbDir(), reserveName))
+	if errors.Is(err, os.ErrNotExist) {
+		return -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// room is the space a store could use: the free space of its filesystem
+// and its reserve.
+func room(t *testing.T, s *Store, fsDir string) int64 {
+	t.Helper()
+	return freeBytes(t, fsDir) + max(reserveBytes(t, s), 0)
+}
+
+// openStoreT opens the store in dir and closes it when the test ends
+// (Close is idempotent, so the test may close it earlier).
+func openStoreT(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatalf("NewStore on a full disk: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fullDiskImage is one image of TestFullDisk's store.
+type fullDiskImage struct {
+	name string
+	data []byte
+	key  string
+}
+
+// checkReads runs every read method over imgs and fails the test unless
+// each answers correctly and Verify finds the store clean. remote, if not
+// nil, must be the only remote recorded, for imgs[0]; else there is none.
+func checkReads(t *testing.T, s *Store, imgs []*fullDiskImage, remote *Remote) {
+	t.Helper()
+	ais, err := s.GetAllACIInfos([]string{"importtime"}, true)
+	if err != nil || len(ais) != len(imgs) {
+		t.Fatalf("GetAllACIInfos: %d infos, %v; want %d", len(ais), err, len(imgs))
+	}
+	for _, img := range imgs {
+		if got, err := s.ResolveKey(img.key[:20]); err != nil || got != img.key {
+			t.Fatalf("ResolveKey(%s) = %s, %v", img.key[:20], got, err)
+		}
+		if keys, found, err := s.ResolveName(img.name); err != nil || !found || !slices.Contains(keys, img.key) {
+			t.Fatalf("ResolveName(%s) = %v, %v, %v", img.name, keys, found, err)
+		}
+		if !s.HasFullKey(img.key) {
+			t.Fatalf("HasFullKey(%s) = false", img.name)
+		}
+		if ai, err := s.GetACIInfoWithBlobKey(img.key); err != nil || ai.Name != img.name {
+			t.Fatalf("GetACIInfoWithBlobKey(%s) = %+v, %v", img.name, ai, err)
+		}
+		if im, err := s.GetImageManifest(img.key); err != nil || im.Name.String() != img.name {
+			t.Fatalf("GetImageManifest(%s) = %v", img.name, err)
+		}
+		if imj, err := s.GetImageManifestJSON(img.key); err != nil || !bytes.Contains(imj, []byte(img.name)) {
+			t.Fatalf("GetImageManifestJSON(%s) = %s, %v", img.name, imj, err)
+		}
+		if err := readBack(s, img.key, img.data); err != nil {
+			t.Fatalf("ReadStream(%s): %v", img.name, err)
+		}
+	}
+	id, err := s.GetImageManifest(imgs[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err := s.GetACI(id.Name, nil); err != nil || key != imgs[0].key {
+		t.Fatalf("GetACI(%s) = %s, %v", id.Name, key, err)
+	}
+	rs, err := s.GetAllRemotes()
+	if err != nil {
+		t.Fatalf("GetAllRemotes: %v", err)
+	}
+	if remote == nil {
+		if len(rs) != 0 {
+			t.Fatalf("GetAllRemotes = %d remotes, want none", len(rs))
+		}
+	} else {
+		if len(rs) != 1 {
+			t.Fatalf("GetAllRemotes = %d remotes, want 1", len(rs))
+		}
+		if r, err := s.GetRemote(remote.ACIURL); err != nil || r.BlobKey != imgs[0].key {
+			t.Fatalf("GetRemote = %+v, %v", r, err)
+		}
+	}
+	if v := mustVerify(t, s); !v.OK() {
+		t.Fatalf("Verify: %v", v.Problems)
+	}
+}
+
+// TestFullDisk fills the filesystem of a store to 100% and checks that the
+// store opens, answers every read, verifies, refuses new images with
+// ErrDiskFull leaving nothing behind, and removes images (RemoveACI, GC)
+// to free the space; then, with space again, that everything works. It
+// covers a store closed by a version that deleted the -shm file (the
+// reserve pays for a new one) and a store whose reserve is gone (the kept
+// -shm file is enough to open).
+func TestFullDisk(t *testing.T) {
+	fsDir := mountSmallFS(t, "24m")
+	dir := filepath.Join(fsDir, "store")
+
+	// A store with a 4 MiB image and a 1 MiB one (what RemoveACI and GC
+	// free), small ones, a remote and a tree store size.
+	s := openStoreT(t, dir)
+	noise := make([]byte, 5<<20)
+	newPRNG(11).Read(noise)
+	old := &fullDiskImage{name: "example.com/old", data: makeTar(t,
+		tarEntry{"manifest", manifestJSON("example.com/old")},
+		tarEntry{"rootfs/noise", noise[4<<20:]})}
+	big := &fullDiskImage{name: "example.com/big", data: makeTar(t,
+		tarEntry{"manifest", manifestJSON("example.com/big", "version=1.0")},
+		tarEntry{"rootfs/noise", noise[:4<<20]})}
+	small := &fullDiskImage{name: "example.com/small", data: makeACI(t, "example.com/small", "version=2")}
+	hello := &fullDiskImage{name: "example.com/hello", data: readFixture(t, "hello.aci")}
+	old.key = writeImage(t, s, gzipBytes(t, old.data), false)
+	cutoff := time.Now()
+	for _, img := range []*fullDiskImage{big, small, hello} {
+		img.key = writeImage(t, s, img.data, true)
+	}
+	imgs := []*fullDiskImage{big, small, hello, old}
+	const remoteURL = "https://example.com/big.aci"
+	remote := NewRemote(remoteURL, remoteURL+".asc")
+	remote.BlobKey, remote.DownloadTime = big.key, time.Now()
+	if err := s.WriteRemote(remote); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateTreeStoreSize(small.key, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if got := reserveBytes(t, s); got != reserveSize {
+		t.Fatalf("the space reserve is %d bytes, want %d", got, reserveSize)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Full: open, read, verify, refuse a write; twice, as successive
+	// commands would. Neither needs the reserve.
+	fillFS(t, fsDir, 0)
+	for i := 0; i < 2; i++ {
+		s = openStoreT(t, dir)
+		checkReads(t, s, imgs, remote)
+		before := listTree(t, dir)
+		for _, in := range [][]byte{makeACI(t, "example.com/new"), gzipBytes(t, noise[:1<<20])} {
+			_, err := s.WriteACI(bytes.NewReader(in), ACIFetchInfo{})
+			if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "disk is full") {
+				t.Fatalf("WriteACI on a full disk = %v, want ErrDiskFull", err)
+			}
+		}
+		if after := listTree(t, dir); !slices.Equal(before, after) {
+			t.Fatalf("a failed WriteACI left files: before %v, after %v", before, after)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close on a full disk: %v", err)
+		}
+		if got := reserveBytes(t, s); got != reserveSize {
+			t.Fatalf("open and reads on a full disk used the space reserve: %d bytes left of %d", got, reserveSize)
+		}
+	}
+
+	// Removal on a full disk: it succeeds and frees the image's space,
+	// less the reserve it fills again.
+	s = openStoreT(t, dir)
+	freeBefore := freeBytes(t, fsDir)
+	if err := s.RemoveACI(big.key); err != nil {
+		t.Fatalf("RemoveACI on a full disk: %v", err)
+	}
+	freed := freeBytes(t, fsDir) - freeBefore
+	if want := int64(len(big.data)) - reserveSize - 256<<10; freed < want {
+		t.Fatalf("RemoveACI of a %d-byte image freed %d bytes, want at least %d", len(big.data), freed, want)
+	}
+	if got := reserveBytes(t, s); got != reserveSize {
+		t.Fatalf("the reserve is %d bytes after a removal, want %d", got, reserveSize)
+	}
+	imgs = imgs[1:]
+	if s.HasFullKey(big.key) || fileExists(s.blobPath(big.key)) || fileExists(s.manifestPath(big.key)) {
+		t.Fatal("the removed image is still there")
+	}
+	if len(tmpEntries(t, s)) != 0 {
+		t.Fatalf("RemoveACI left %v in tmp/", tmpEntries(t, s))
+	}
+
+	// GC on a full disk.
+	fillFS(t, fsDir, 0)
+	roomBefore := room(t, s, fsDir)
+	r, err := s.GC(GCOptions{UnusedSince: cutoff, Orphans: true})
+	if err != nil || len(r.RemovedImages) != 1 || r.RemovedImages[0] != old.key {
+		t.Fatalf("GC on a full disk = %+v, %v; want %s removed", r, err, old.key)
+	}
+	imgs = imgs[:len(imgs)-1]
+	if room(t, s, fsDir) <= roomBefore {
+		t.Fatalf("GC removed an image but freed no space: %d bytes free and in the reserve, %d before", room(t, s, fsDir), roomBefore)
+	}
+	fillFS(t, fsDir, 0)
+	checkReads(t, s, imgs, nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A store closed by a version that deleted the -shm file: the reserve
+	// pays for a new one, and the reads work.
+	emptyFS(t, fsDir)
+	s = openStoreT(t, dir)
+	s.Close()
+	if err := os.Remove(dbPath(dir) + "-shm"); err != nil {
+		t.Fatal(err)
+	}
+	fillFS(t, fsDir, 0)
+	s = openStoreT(t, dir)
+	if got := reserveBytes(t, s); got == reserveSize {
+		t.Fatal("a new -shm file was made on a full disk without the reserve: is the test's disk full?")
+	}
+	checkReads(t, s, imgs, nil)
+	s.Close()
+
+	// A store whose reserve was used up and could not be filled again:
+	// the kept -shm file is enough to open.
+	emptyFS(t, fsDir)
+	if err := os.Remove(filepath.Join(s.dbDir(), reserveName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	fillFS(t, fsDir, 0)
+	s = openStoreT(t, dir)
+	checkReads(t, s, imgs, nil)
+	s.Close()
+
+	// Space again: everything works, the reserve is whole, Verify is clean.
+	emptyFS(t, fsDir)
+	s = openStoreT(t, dir)
+	if got := reserveBytes(t, s); got != reserveSize {
+		t.Fatalf("the reserve is %d bytes once there is space, want %d", got, reserveSize)
+	}
+	big.key = writeImage(t, s, big.data, true)
+	if err := s.WriteRemote(remote); err != nil {
+		t.Fatal(err)
+	}
+	imgs = append([]*fullDiskImage{big}, imgs...)
+	checkReads(t, s, imgs, remote)
+	if len(tmpEntries(t, s)) != 0 {
+		t.Fatalf("tmp/ holds %v", tmpEntries(t, s))
+	}
+}
