@@ -112,6 +112,26 @@ func room(t *testing.T, s *Store, fsDir string) int64 {
 	return freeBytes(t, fsDir) + max(reserveBytes(t, s), 0)
 }
 
+// dataFiles lists the regular files of the store in dir, but for key lock
+// files: what a failed write must not add. (Like RemoveACI, a failed write
+// leaves its key's empty lock file, which GC's orphan sweep removes, and
+// the empty shard directories, which a concurrent writer may be about to
+// use.)
+func dataFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range listTree(t, dir) {
+		fi, err := os.Lstat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().IsRegular() && !strings.HasPrefix(p, "imagelocks"+string(filepath.Separator)) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // openStoreT opens the store in dir and closes it when the test ends
 // (Close is idempotent, so the test may close it earlier).
 func openStoreT(t *testing.T, dir string) *Store {
@@ -243,14 +263,14 @@ func TestFullDisk(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		s = openStoreT(t, dir)
 		checkReads(t, s, imgs, remote)
-		before := listTree(t, dir)
+		before := dataFiles(t, dir)
 		for _, in := range [][]byte{makeACI(t, "example.com/new"), gzipBytes(t, noise[:1<<20])} {
 			_, err := s.WriteACI(bytes.NewReader(in), ACIFetchInfo{})
 			if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "disk is full") {
 				t.Fatalf("WriteACI on a full disk = %v, want ErrDiskFull", err)
 			}
 		}
-		if after := listTree(t, dir); !slices.Equal(before, after) {
+		if after := dataFiles(t, dir); !slices.Equal(before, after) {
 			t.Fatalf("a failed WriteACI left files: before %v, after %v", before, after)
 		}
 		if err := s.Close(); err != nil {
@@ -341,5 +361,64 @@ func TestFullDisk(t *testing.T) {
 	checkReads(t, s, imgs, remote)
 	if len(tmpEntries(t, s)) != 0 {
 		t.Fatalf("tmp/ holds %v", tmpEntries(t, s))
+	}
+}
+
+// TestWriteACINearlyFullDisk writes an image with every amount of free
+// space from none to enough, a page more each time. Each WriteACI either
+// stores the image or fails with ErrDiskFull, and a failure leaves nothing
+// behind, whether it came while the image was written, while its manifest
+// was, or at the database commit (after both were published).
+func TestWriteACINearlyFullDisk(t *testing.T) {
+	fsDir := mountSmallFS(t, "8m")
+	s := openStoreT(t, filepath.Join(fsDir, "store"))
+	hello := writeImage(t, s, readFixture(t, "hello.aci"), false)
+	noise := make([]byte, 64<<10)
+	newPRNG(12).Read(noise)
+	img := makeTar(t, tarEntry{"manifest", manifestJSON("example.com/noise")}, tarEntry{"rootfs/noise", noise})
+	baseline := dataFiles(t, s.dir)
+	failures := map[string]int{} // by where WriteACI failed
+	const page = 4 << 10
+	for leave := int64(0); ; leave += page {
+		if leave > 1<<20 {
+			t.Fatalf("WriteACI of a %d-byte image still fails with %d bytes free", len(img), leave)
+		}
+		free := fillFS(t, fsDir, leave)
+		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
+		if err == nil {
+			t.Logf("stored with %d bytes free, after %v", free, failures)
+			if err := readBack(s, key, img); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("WriteACI with %d bytes free = %v, want ErrDiskFull", free, err)
+		}
+		stage := "other"
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "uncompressed image"):
+			stage = "image"
+		case strings.Contains(msg, "write temp file"):
+			stage = "manifest"
+		case strings.Contains(msg, ": record: "):
+			stage = "commit"
+		}
+		failures[stage]++
+		if after := dataFiles(t, s.dir); !slices.Equal(baseline, after) {
+			t.Fatalf("WriteACI failed (%s, %d bytes free: %v) and left files: before %v, after %v", stage, free, err, baseline, after)
+		}
+		if v := mustVerify(t, s); !v.OK() {
+			t.Fatalf("Verify after WriteACI failed (%s, %d bytes free): %v", stage, free, v.Problems)
+		}
+	}
+	if failures["image"] == 0 || failures["commit"] == 0 {
+		t.Fatalf("failures by stage: %v; want some while writing the image and some at the commit", failures)
+	}
+	if err := readBack(s, hello, readFixture(t, "hello.aci")); err != nil {
+		t.Fatal(err)
+	}
+	if v := mustVerify(t, s); !v.OK() {
+		t.Fatalf("Verify: %v", v.Problems)
 	}
 }
