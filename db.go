@@ -204,9 +204,21 @@ func (d *db) do(fns ...func(*sql.Tx) error) error {
 }
 
 // doWithRoom is do for writes that must work on a full disk (removals,
-// which free space): when the commit finds no space, the space reserve is
-// released and the transaction runs once more (diskfull.go).
+// which free space; diskfull.go). When the commit finds no space, a
+// checkpoint copies the WAL into the database file, so that the next
+// transaction may write the WAL from its start, into blocks it already
+// has, and the transaction runs again. If there is still no space, the
+// space reserve is released for one last try.
 func (d *db) doWithRoom(fns ...func(*sql.Tx) error) error {
+	err := d.do(fns...)
+	if !isDiskFull(err) {
+		return err
+	}
+	if _, cerr := d.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); cerr == nil {
+		if err = d.do(fns...); !isDiskFull(err) {
+			return err
+		}
+	}
 	return withRoom(filepath.Dir(d.path), func() error { return d.do(fns...) })
 }
 
