@@ -179,6 +179,9 @@ func (c connector) Driver() driver.Driver { return sqliteDriver }
 
 func (d *db) close() error {
 	var errs []error
+	if d.q != nil { // opened whole
+		d.trimWAL()
+	}
 	if d.q != nil {
 		errs = append(errs, d.q.close())
 	}
@@ -191,6 +194,30 @@ func (d *db) close() error {
 		errs = append(errs, d.writeLock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// walKeepMax bounds the WAL that close leaves in place (the WAL is kept:
+// see connector). SQLite checkpoints at 1000 pages, so a WAL is rarely
+// larger than 4 MiB; one transaction of a Rebuild or a migration can make
+// it as large as the database, and that space is given back.
+const walKeepMax = 8 << 20
+
+// trimWAL empties a WAL larger than walKeepMax. It does not wait: if
+// another connection uses the WAL, the checkpoint fails at once and the
+// WAL stays for a later close.
+func (d *db) trimWAL() {
+	if fi, err := os.Stat(d.path + "-wal"); err != nil || fi.Size() <= walKeepMax {
+		return
+	}
+	c, err := d.w.Conn(bg)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	// The connection is closed next: its busy timeout no longer matters.
+	if _, err := c.ExecContext(bg, `PRAGMA busy_timeout = 0`); err == nil {
+		c.ExecContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 }
 
 // do runs fns in one write transaction, in order, and returns once the

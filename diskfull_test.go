@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -427,5 +429,63 @@ func TestWriteACINearlyFullDisk(t *testing.T) {
 	}
 	if v := mustVerify(t, s); !v.OK() {
 		t.Fatalf("Verify: %v", v.Problems)
+	}
+}
+
+// TestWALKeptAcrossClose: closing a store keeps its WAL and -shm files
+// (what lets it open on a full disk), unless the WAL grew beyond
+// walKeepMax: one big transaction's WAL is given back.
+func TestWALKeptAcrossClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeImage(t, s, readFixture(t, "hello.aci"), false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		fi, err := os.Stat(dbPath(dir) + suffix)
+		if err != nil || fi.Size() == 0 {
+			t.Fatalf("after Close, store.db%s: %v (want a file kept, not empty)", suffix, err)
+		}
+	}
+
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := strings.Repeat("x", 4<<10)
+	err = s.Do(func(tx *sql.Tx) error {
+		for i := 0; i < 3000; i++ {
+			r := NewRemote(fmt.Sprintf("https://example.com/%d/%s", i, url), "")
+			r.DownloadTime = time.Now()
+			if err := WriteRemote(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dbPath(dir) + "-wal")
+	if err != nil || fi.Size() <= walKeepMax {
+		t.Fatalf("test setup: the WAL is %v bytes (%v), want more than %d", fi.Size(), err, walKeepMax)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dbPath(dir) + "-wal"); err == nil && fi.Size() > walKeepMax {
+		t.Fatalf("after Close the WAL is still %d bytes, want at most %d", fi.Size(), walKeepMax)
+	}
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if rs, err := s.GetAllRemotes(); err != nil || len(rs) != 3000 {
+		t.Fatalf("after the WAL was trimmed: %d remotes, %v", len(rs), err)
 	}
 }
