@@ -22,11 +22,13 @@ import (
 //     write.lock and an image's key lock file exist from the image's
 //     write on. Intent files in tmp/ are empty: an inode, no block.
 //   - Removing: the transaction appends a few pages to the WAL, which may
-//     have to grow. For that, and for a -shm file that is missing (a store
-//     closed by a version that deleted it), db/reserve keeps reserveSize
-//     bytes allocated. An open or a removal that fails for lack of space
-//     removes the reserve and tries once more; a removal, which frees
-//     space, and NewStore fill it again.
+//     have to grow. A removal that finds no room first checkpoints, so
+//     that it can write the WAL from its start, into blocks the WAL has
+//     (db.doWithRoom). If that is not enough, and for a -shm file that is
+//     missing (a store closed by a version that deleted it), db/reserve
+//     keeps reserveSize bytes allocated: an open or a removal that fails
+//     for lack of space removes the reserve and tries once more. A
+//     removal, which frees space, and NewStore fill it again.
 //   - Reading: ReadStream records LastUsed, which needs WAL space; on a
 //     full disk the stream is returned without it. A manifest file that
 //     must be rewritten from its blob is served from the blob.
