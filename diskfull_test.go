@@ -369,7 +369,26 @@ func TestFullDisk(t *testing.T) {
 	checkReads(t, s, imgs, nil)
 	s.Close()
 
-	// Space again: everything works, the reserve is whole, Verify is clean.
+	// A manifest file lost (a power cut) on a full disk: it cannot be
+	// rewritten from the blob, so the blob's copy is served as it is.
+	if err := os.Remove(s.manifestPath(hello.key)); err != nil {
+		t.Fatal(err)
+	}
+	fillFS(t, fsDir, 0)
+	s = openStoreT(t, dir)
+	if im, err := s.GetImageManifest(hello.key); err != nil || im.Name.String() != hello.name {
+		t.Fatalf("GetImageManifest of a lost manifest on a full disk = %v", err)
+	}
+	if imj, err := s.GetImageManifestJSON(hello.key); err != nil || !bytes.Contains(imj, []byte(hello.name)) {
+		t.Fatalf("GetImageManifestJSON of a lost manifest on a full disk = %v", err)
+	}
+	if fileExists(s.manifestPath(hello.key)) {
+		t.Fatal("test setup: the manifest was rewritten on a full disk")
+	}
+	s.Close()
+
+	// Space again: everything works (the lost manifest is rewritten), the
+	// reserve is whole, Verify is clean.
 	emptyFS(t, fsDir)
 	s = openStoreT(t, dir)
 	if got := reserveBytes(t, s); got != reserveSize {
