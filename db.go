@@ -181,8 +181,6 @@ func (d *db) close() error {
 	var errs []error
 	if d.q != nil { // opened whole
 		d.trimWAL()
-	}
-	if d.q != nil {
 		errs = append(errs, d.q.close())
 	}
 	for _, p := range []*sql.DB{d.r, d.w} {
