@@ -130,7 +130,7 @@ func openDB(path string) (*db, error) {
 	var version string
 	err = withRoom(filepath.Dir(path), func() error {
 		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
-	})
+	}, d.releaseReserve)
 	if err != nil {
 		if strings.Contains(err.Error(), "CGO_ENABLED") {
 			// go-sqlite3 built without cgo is a stub that fails here.
@@ -200,22 +200,48 @@ func (d *db) close() error {
 // it as large as the database, and that space is given back.
 const walKeepMax = 8 << 20
 
-// trimWAL empties a WAL larger than walKeepMax. It does not wait: if
-// another connection uses the WAL, the checkpoint fails at once and the
-// WAL stays for a later close.
+// trimWAL empties a WAL larger than walKeepMax, if no other connection
+// is using it.
 func (d *db) trimWAL() {
-	if fi, err := os.Stat(d.path + "-wal"); err != nil || fi.Size() <= walKeepMax {
-		return
+	if fi, err := os.Stat(d.path + "-wal"); err == nil && fi.Size() > walKeepMax {
+		d.emptyWAL()
 	}
+}
+
+// emptyWAL copies the WAL into the database file and truncates it, which
+// frees its blocks, unless another connection is using it: it does not
+// wait for one. It reports whether it emptied the WAL.
+func (d *db) emptyWAL() bool {
 	c, err := d.w.Conn(bg)
 	if err != nil {
-		return
+		return false
 	}
 	defer c.Close()
-	// The connection is closed next: its busy timeout no longer matters.
-	if _, err := c.ExecContext(bg, `PRAGMA busy_timeout = 0`); err == nil {
-		c.ExecContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	if _, err := c.ExecContext(bg, `PRAGMA busy_timeout = 0`); err != nil {
+		return false
 	}
+	defer c.ExecContext(bg, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs))
+	var busy, frames, copied int
+	err = c.QueryRowContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	return err == nil && busy == 0
+}
+
+// reuseWAL copies the WAL into the database file without waiting for
+// anyone (a passive checkpoint), so that the next transaction may write
+// the WAL from its start, into blocks it already has.
+func (d *db) reuseWAL() bool {
+	_, err := d.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	return err == nil
+}
+
+// releaseReserve frees the space reserve (diskfull.go).
+func (d *db) releaseReserve() bool { return releaseReserve(filepath.Dir(d.path)) }
+
+// withRoom runs op, which needs a little new space (an inode), on a disk
+// that may be full (diskfull.go): if it fails for lack of space, the space
+// reserve is released, then the WAL emptied, each followed by another try.
+func (d *db) withRoom(op func() error) error {
+	return withRoom(filepath.Dir(d.path), op, d.releaseReserve, d.emptyWAL)
 }
 
 // do runs fns in one write transaction, in order, and returns once the
@@ -229,22 +255,13 @@ func (d *db) do(fns ...func(*sql.Tx) error) error {
 }
 
 // doWithRoom is do for writes that must work on a full disk (removals,
-// which free space; diskfull.go). When the commit finds no space, a
-// checkpoint copies the WAL into the database file, so that the next
-// transaction may write the WAL from its start, into blocks it already
-// has, and the transaction runs again. If there is still no space, the
-// space reserve is released for one last try.
+// which free space; diskfull.go). When the transaction finds no room, the
+// WAL is first made reusable from its start, which keeps its blocks for
+// the next full-disk removal; then the space reserve is released; last,
+// the WAL is emptied. Each is followed by another try.
 func (d *db) doWithRoom(fns ...func(*sql.Tx) error) error {
-	err := d.do(fns...)
-	if !isDiskFull(err) {
-		return err
-	}
-	if _, cerr := d.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); cerr == nil {
-		if err = d.do(fns...); !isDiskFull(err) {
-			return err
-		}
-	}
-	return withRoom(filepath.Dir(d.path), func() error { return d.do(fns...) })
+	return withRoom(filepath.Dir(d.path), func() error { return d.do(fns...) },
+		d.reuseWAL, d.releaseReserve, d.emptyWAL)
 }
 
 // doRelaxed is do for writes that may be lost by a power cut without harm

@@ -21,14 +21,17 @@ import (
 //   - Locks: the store lock is an open of the directory, the database's
 //     write.lock and an image's key lock file exist from the image's
 //     write on. Intent files in tmp/ are empty: an inode, no block.
-//   - Removing: the transaction appends a few pages to the WAL, which may
-//     have to grow. A removal that finds no room first checkpoints, so
-//     that it can write the WAL from its start, into blocks the WAL has
-//     (db.doWithRoom). If that is not enough, and for a -shm file that is
-//     missing (a store closed by a version that deleted it), db/reserve
-//     keeps reserveSize bytes allocated: an open or a removal that fails
-//     for lack of space removes the reserve and tries once more. A
-//     removal, which frees space, and NewStore fill it again.
+//   - Removing: the intent file needs an inode (xfs allocates them on
+//     demand) and the transaction appends a few pages to the WAL, which
+//     may have to grow. A transaction that finds no room first
+//     checkpoints, so that it can write the WAL from its start, into
+//     blocks the WAL has. Next, db/reserve, which keeps reserveSize bytes
+//     allocated, is released. Last, the WAL is emptied (checkpointed and
+//     truncated, which frees its blocks). Each is followed by another try
+//     (db.withRoom, db.doWithRoom). A removal, which frees space, and
+//     NewStore fill the reserve again.
+//   - Opening a store whose -shm file is missing (closed by a version
+//     that deleted it) releases the reserve if it must.
 //   - Reading: ReadStream records LastUsed, which needs WAL space; on a
 //     full disk the stream is returned without it. A manifest file that
 //     must be rewritten from its blob is served from the blob.
@@ -74,14 +77,23 @@ func markDiskFull(err error) error {
 }
 
 // withRoom runs op, which needs at most a little new space (an open, a
-// removal). When op fails because the disk is full, the reserve in dbDir
-// is released and op runs once more.
-func withRoom(dbDir string, op func() error) error {
+// removal), on the filesystem of dbDir. While op fails because the disk is
+// full, each of makeRoom in turn tries to make room, and op runs again
+// after each that did. The disk counts as full by op's error, or by the
+// space left: SQLite reports a -shm file it could not create (xfs needs
+// room for a new inode) as "unable to open database file", with a
+// meaningless errno.
+func withRoom(dbDir string, op func() error, makeRoom ...func() bool) error {
 	err := op()
-	if err == nil || !isDiskFull(err) || !releaseReserve(dbDir) {
-		return err
+	for _, mk := range makeRoom {
+		if err == nil || !(isDiskFull(err) || freeSpace(dbDir) < reserveSize) {
+			break
+		}
+		if mk() {
+			err = op()
+		}
 	}
-	return op()
+	return err
 }
 
 // releaseReserve removes the reserve in dbDir and reports whether there

@@ -320,6 +320,12 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := s.beginIntent(key); err != nil {
 		return "", wrap(err, "write image")
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.unpublishLocked(key)
+		}
+	}()
 	hit("write-intent")
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
@@ -370,19 +376,20 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		return nil
 	})
 	if err != nil {
-		s.unpublishLocked(key)
 		return "", wrap(err, "write image %s: record", key)
 	}
+	committed = true
 	hit("write-committed")
 	s.endIntent(key)
 	return key, nil
 }
 
-// unpublishLocked removes the files of key that WriteACI published when
-// its row failed to commit (a full disk), so that the failed call leaves
-// nothing behind. Files that a row names stay: the image was stored
-// before, or only the flush after the commit failed. On any doubt the
-// intent stays, for recovery. The key is locked exclusively.
+// unpublishLocked removes the files of key that a failed WriteACI may
+// have published (a full disk: no room for a shard directory, for the
+// manifest or for the commit), so that the failed call leaves nothing
+// behind. Files that a row names stay: the image was stored before, or
+// only the flush after the commit failed. On any doubt the intent stays,
+// for recovery. The key is locked exclusively.
 func (s *Store) unpublishLocked(key string) {
 	found, err := hasACIInfo(s.db.q, key)
 	if err != nil {
@@ -435,11 +442,11 @@ func (s *Store) RemoveACI(key string) error {
 // removeLocked removes the image of key, which the caller has locked
 // exclusively: rows first, in one transaction, then the files.
 //
-// It must work on a full disk: the intent and the transaction may use the
-// space reserve (diskfull.go), which is filled again once the files are
-// gone.
+// It must work on a full disk: room is made for the intent and the
+// transaction (diskfull.go), and the space reserve is filled again once
+// the files are gone.
 func (s *Store) removeLocked(key string) error {
-	if err := withRoom(s.dbDir(), func() error { return s.beginIntent(key) }); err != nil {
+	if err := s.db.withRoom(func() error { return s.beginIntent(key) }); err != nil {
 		return wrap(err, "remove image")
 	}
 	err := s.db.doWithRoom(func(tx *sql.Tx) error {
