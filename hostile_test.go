@@ -89,15 +89,16 @@ func TestXzDictionaryLimit(t *testing.T) {
 // space of a small filesystem: a clear error, nothing left behind, and the
 // store keeps working. It needs root to mount a tmpfs.
 func TestBombOnFullDisk(t *testing.T) {
-	dir := mountSmallFS(t, "4m")
+	dir := mountSmallFS(t, 4<<20)
 	s, err := NewStore(filepath.Join(dir, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	fillFS(t, dir, 2<<20) // some filesystems (xfs) are larger than asked
 	bombTar := makeTar(t,
 		tarEntry{"manifest", manifestJSON("example.com/bomb")},
-		tarEntry{"rootfs/zeros", make([]byte, 8<<20)}, // twice the tmpfs
+		tarEntry{"rootfs/zeros", make([]byte, 8<<20)}, // twice the free space
 	)
 	// gzip writes on the decoder's goroutine, xz on the hasher's: both
 	// must stop at the first failed write and report it.
