@@ -530,3 +530,63 @@ func TestWALKeptAcrossClose(t *testing.T) {
 		t.Fatalf("after the WAL was trimmed: %d remotes, %v", len(rs), err)
 	}
 }
+
+// TestDiskFillsWhileOpen lets the disk fill while a store is open and
+// its database still lives in the WAL (no checkpoint yet): the
+// checkpoint at Close then finds no room to grow the database file. The
+// store still closes, opens, reads, refuses new images and removes old
+// ones one by one on a disk filled again after each; GC removes the rest.
+func TestDiskFillsWhileOpen(t *testing.T) {
+	fsDir := mountSmallFS(t, 24<<20)
+	dir := filepath.Join(fsDir, "store")
+	s := openStoreT(t, dir)
+	var keys []string
+	for i := 0; i < 40; i++ {
+		keys = append(keys, writeImage(t, s, makeACI(t, fmt.Sprintf("example.com/img%d", i), "version=1"), true))
+	}
+	cutoff := time.Now()
+	walBefore := fileSize(t, dbPath(dir)+"-wal")
+	fillFS(t, fsDir, 0)
+	if _, err := s.WriteACI(bytes.NewReader(makeACI(t, "example.com/new")), ACIFetchInfo{}); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("WriteACI on a full disk = %v, want ErrDiskFull", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close on a full disk: %v", err)
+	}
+	if walAfter := fileSize(t, dbPath(dir)+"-wal"); walAfter < walBefore {
+		t.Fatalf("test setup: the WAL went from %d to %d bytes at Close: it was checkpointed", walBefore, walAfter)
+	}
+
+	s = openStoreT(t, dir)
+	if ais, err := s.GetAllACIInfos(nil, true); err != nil || len(ais) != len(keys) {
+		t.Fatalf("GetAllACIInfos on a full disk: %d, %v; want %d", len(ais), err, len(keys))
+	}
+	if v := mustVerify(t, s); !v.OK() {
+		t.Fatalf("Verify on a full disk: %v", v.Problems)
+	}
+	for _, key := range keys[:5] {
+		if err := s.RemoveACI(key); err != nil {
+			t.Fatalf("RemoveACI on a full disk: %v", err)
+		}
+		fillFS(t, fsDir, 0)
+	}
+	r, err := s.GC(GCOptions{UnusedSince: cutoff})
+	if err != nil || len(r.RemovedImages) != len(keys)-5 {
+		t.Fatalf("GC on a full disk removed %d images, %v; want %d", len(r.RemovedImages), err, len(keys)-5)
+	}
+	if v := mustVerify(t, s); !v.OK() {
+		t.Fatalf("Verify after the removals: %v", v.Problems)
+	}
+	emptyFS(t, fsDir)
+	key := writeImage(t, s, makeACI(t, "example.com/new"), false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStoreT(t, dir)
+	if keys, found, err := s.ResolveName("example.com/new"); err != nil || !found || len(keys) != 1 || keys[0] != key {
+		t.Fatalf("after space came back: ResolveName = %v, %v, %v", keys, found, err)
+	}
+	if v := mustVerify(t, s); !v.OK() || v.Images != 1 {
+		t.Fatalf("Verify once there is space: %d images, %v", v.Images, v.Problems)
+	}
+}
