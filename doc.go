@@ -43,7 +43,7 @@
 // Full disk: on a filesystem at 100%, NewStore opens, the reads and Verify
 // work, and RemoveACI and GC remove images to free space; a write that
 // finds no space fails with ErrDiskFull and leaves nothing behind
-// (TestFullDisk). Opening needs no new block because the WAL and -shm
+// (TestFullDisk, TestDiskFillsWhileOpen). Opening needs no new block because the WAL and -shm
 // files are kept across closes; a removal may use the 1 MiB that
 // db/reserve keeps allocated (diskfull.go).
 //
