@@ -50,7 +50,7 @@ func Rebuild(dir string) (*RebuildReport, error) {
 	}
 	dir = s.dir
 	defer s.storeLock.close()
-	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+	if _, err := s.storeLock.exclusive(migrateLockWait, func() bool { return false }); err != nil {
 		return nil, wrap(err, "rebuild")
 	}
 
