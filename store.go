@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -178,7 +179,8 @@ func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 //
 // Its errors are ErrWrongKeyPrefix ("wrong key prefix"), ErrKeyTooShort
 // ("image ID too short"), ErrInvalidKey (not lowercase hex),
-// ErrAmbiguousKey ("ambiguous image ID: <prefix>") and ErrKeyNotFound.
+// ErrAmbiguousKey ("ambiguous image ID: <prefix> matches <the first few
+// keys>") and ErrKeyNotFound.
 func (s *Store) ResolveKey(key string) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -198,7 +200,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 		}
 		return key, nil
 	}
-	ais, err := aciinfosWithKeyPrefix(s.db.q, key, 2)
+	ais, err := aciinfosWithKeyPrefix(s.db.q, key, ambiguousListed+1)
 	if err != nil {
 		return "", wrap(err, "resolve key")
 	}
@@ -208,8 +210,24 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	case 1:
 		return ais[0].BlobKey, nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrAmbiguousKey, key)
+	matches := make([]string, 0, ambiguousListed)
+	for _, ai := range ais[:min(len(ais), ambiguousListed)] {
+		matches = append(matches, ai.BlobKey[:shortKeyLen])
+	}
+	more := ""
+	if len(ais) > ambiguousListed {
+		more = ", and more"
+	}
+	return "", fmt.Errorf("%w: %q matches %s%s", ErrAmbiguousKey, key, strings.Join(matches, ", "), more)
 }
+
+// An ambiguous key's error lists the first ambiguousListed keys it
+// matches, each cut to shortKeyLen characters (sha512- and 12 hex digits,
+// as rkt shows keys).
+const (
+	ambiguousListed = 5
+	shortKeyLen     = len(hashPrefix) + 12
+)
 
 // ResolveName resolves an image name to a list of full keys and using the
 // store for resolution. found is false when no image has that name.
@@ -383,16 +401,27 @@ func rename(f *ingestFile, dst string) error {
 	return nil
 }
 
-// RemoveACI removes the ACI with the given key (a full key or an
-// unambiguous prefix). It firstly removes the aci infos and the remotes
+// RemoveACI removes the ACI with the given key, a full key as in rkt (a
+// prefix is an ErrInvalidKey error and removes nothing: resolve it with
+// ResolveKey first). It firstly removes the aci infos and the remotes
 // pointing at it inside the db, in one transaction, then it tries to remove
 // the non transactional data. If some error occurs removing some non
 // transactional data a *StoreRemovalError is returned; the image is gone
-// all the same and GC removes what was left.
+// all the same and GC removes what was left. An unknown key is an error
+// that matches ErrKeyNotFound.
 func (s *Store) RemoveACI(key string) error {
-	key, err := s.ResolveKey(key)
-	if err != nil {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkFullKey(key); err != nil {
 		return wrap(err, "remove image")
+	}
+	// An unknown key gets no lock file: none is left behind by mistyped keys.
+	if found, err := hasACIInfo(s.db.q, key); err != nil || !found {
+		if err == nil {
+			err = ErrKeyNotFound
+		}
+		return wrap(err, "remove image %s", key)
 	}
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {

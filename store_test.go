@@ -292,12 +292,15 @@ func TestResolveKey(t *testing.T) {
 	}{
 		{in: "sha256-aa11", err: ErrWrongKeyPrefix, msg: "wrong key prefix"},
 		{in: "sha512-a", err: ErrKeyTooShort, msg: "image ID too short"},
-		{in: "sha512-aa", err: ErrAmbiguousKey, msg: `ambiguous image ID: "sha512-aa"`},
+		{in: "sha512-aa", err: ErrAmbiguousKey, msg: `ambiguous image ID: "sha512-aa" matches sha512-aa1100000000, sha512-aa2200000000`},
 		{in: "sha512-cc", err: ErrKeyNotFound, msg: "no image IDs found"},
 		{in: "sha512-aa1", want: k1},
 		{in: "sha512-bb", want: k3},
 		{in: k2, want: k2},
 		{in: k2 + strings.Repeat("f", 64), want: k2}, // longer than a full key: truncated
+		{in: k2 + "junk/../\x00", want: k2},        // truncated first, as documented and in rkt
+		{in: k2 + strings.Repeat("z", 1<<20), want: k2},
+		{in: "sha512-aazz" + strings.Repeat("0", 60) + "aa", err: ErrInvalidKey},
 		{in: "sha512-xx", err: ErrInvalidKey},
 	}
 	for _, c := range cases {
@@ -400,6 +403,19 @@ func TestRemoveACI(t *testing.T) {
 		if err := s.WriteRemote(r); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// As in rkt, RemoveACI takes a full key: a prefix, even an unambiguous
+	// one, is an error and removes nothing, and so is an unknown key.
+	for _, k := range []string{key[:20], key + "ff"} {
+		if err := s.RemoveACI(k); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("RemoveACI(%q) = %v, want ErrInvalidKey", k, err)
+		}
+	}
+	if err := s.RemoveACI(fakeKey("ee")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("RemoveACI(unknown key) = %v, want ErrKeyNotFound", err)
+	}
+	if !s.HasFullKey(key) {
+		t.Fatal("RemoveACI of a prefix removed the image")
 	}
 	// A reader that opened the image before the removal keeps reading it.
 	rc, err := s.ReadStream(key)
