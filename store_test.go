@@ -298,7 +298,7 @@ func TestResolveKey(t *testing.T) {
 		{in: "sha512-bb", want: k3},
 		{in: k2, want: k2},
 		{in: k2 + strings.Repeat("f", 64), want: k2}, // longer than a full key: truncated
-		{in: k2 + "junk/../\x00", want: k2},        // truncated first, as documented and in rkt
+		{in: k2 + "junk/../\x00", want: k2},          // truncated first, as documented and in rkt
 		{in: k2 + strings.Repeat("z", 1<<20), want: k2},
 		{in: "sha512-aazz" + strings.Repeat("0", 60) + "aa", err: ErrInvalidKey},
 		{in: "sha512-xx", err: ErrInvalidKey},
