@@ -33,6 +33,8 @@ type Store struct {
 	tmpDir    string
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
 	cache     *manifestCache
+
+	recoveryErr error // what NewStore's recovery could not settle
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
@@ -59,9 +61,20 @@ func NewStore(dir string) (*Store, error) {
 		return nil, wrap(err, "open store %s", s.dir)
 	}
 	// Best effort: what cannot be settled now (a file that will not go)
-	// stays recorded for the next open and for GC, which reports it.
-	s.recoverInFlight(false)
+	// stays recorded for the next open and for GC; RecoveryError tells.
+	if _, err := s.recoverInFlight(false); err != nil {
+		s.recoveryErr = wrap(err, "open store %s: recover what crashed processes left", s.dir)
+	}
 	return s, nil
+}
+
+// RecoveryError returns what NewStore could not settle of the writes and
+// removals that crashed processes left in flight (a leftover file it could
+// not remove, for example), or nil. The store works all the same: such
+// leftovers have no database row, so no method sees them, and the next
+// NewStore and GC try again. GC returns the same kind of error.
+func (s *Store) RecoveryError() error {
+	return s.recoveryErr
 }
 
 // lockedShell is a Store without its database: the directories made, the
