@@ -96,6 +96,11 @@ func lockedShell(dir string) (*Store, error) {
 		closed:    new(atomic.Bool),
 		cache:     newManifestCache(),
 	}
+	// Missing parents are made as mkdir -p makes them (the umask decides);
+	// nothing above the store directory takes the store's modes.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
+		return nil, wrap(err, "create store directory")
+	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
 			return nil, wrap(err, "create store directory")

@@ -945,6 +945,41 @@ func TestNewStoreErrors(t *testing.T) {
 	}
 }
 
+// TestNewStoreLeavesParentsAlone: the store's modes stop at the store
+// directory. Missing parents are made as mkdir -p makes them, and an
+// existing parent keeps its mode.
+func TestNewStoreLeavesParentsAlone(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(filepath.Join(base, "p1", "p2", "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// What mkdir -p gives under this process's umask, made beside them.
+	if err := os.MkdirAll(filepath.Join(base, "q1", "q2"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{{"p1", "q1"}, {"p1/p2", "q1/q2"}} {
+		got, err := os.Stat(filepath.Join(base, c.got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Stat(filepath.Join(base, c.want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mode() != want.Mode() {
+			t.Errorf("%s: mode %v, want %v as mkdir -p makes it", c.got, got.Mode(), want.Mode())
+		}
+	}
+	if fi, err := os.Stat(base); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o751 {
+		t.Errorf("existing parent: mode %v, %v; want it left at 0751", fi.Mode(), err)
+	}
+}
+
 func TestFileModes(t *testing.T) {
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
