@@ -33,7 +33,7 @@ unless --quiet.`,
 					return usagef("import: standard input is a terminal: pipe an image into it, or give a FILE")
 				}
 			}
-			return a.withStore(func(s *store.Store) error {
+			return a.withNewStore(func(s *store.Store) error {
 				return a.each("import", args, func(file string) error {
 					key, err := a.importFile(s, file, store.ACIFetchInfo{Latest: latest})
 					if err != nil {
