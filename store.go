@@ -303,22 +303,25 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// WriteACI takes an ACI encapsulated in an io.Reader, decompresses it if
-// necessary, and then stores it in the store under a key based on the image
-// ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks the ACI
-// as the latest, for example an ACI discovered without asking for a
+// WriteACI takes an ACI encapsulated in an io.ReadSeeker, decompresses it
+// if necessary, and then stores it in the store under a key based on the
+// image ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks
+// the ACI as the latest, for example an ACI discovered without asking for a
 // specific version (latest pattern).
 //
 // The input may be a tar, or a tar compressed with gzip, bzip2 or xz
-// (detected by content, read from the start). It is read once, to its end:
-// a truncated or corrupt archive, or one without a valid manifest, is
+// (detected by content). WriteACI seeks r to its start once
+// (Seek(0, io.SeekStart)), then reads it once, forward, to its end: a
+// truncated or corrupt archive, or one without a valid manifest, is
 // refused with ErrInvalidImage and leaves nothing behind. Writing an image
 // that is already stored is harmless: its import time, last use and latest
 // flag are updated.
 //
-// The image is durable when WriteACI returns: the tar and the manifest are
-// fsynced and renamed into place before the database row that makes them
-// visible commits.
+// The image is durable when WriteACI returns: the tar is fsynced and
+// renamed into place, and its directory fsynced, before the database row
+// that makes it visible commits. The manifest file beside it is a copy of
+// the manifest inside the tar (see the Durability section of the package
+// documentation).
 func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
