@@ -30,11 +30,11 @@ const (
 
 // layerRef is one layer of an image as the input describes it.
 type layerRef struct {
-	path   string      // of the blob in the input
+	path   string           // of the blob in the input
 	comp   layerCompression // from the media type, or sniff
-	digest v1.Hash     // of the blob as stored; zero: nothing to check
-	diffID v1.Hash     // of the uncompressed tar; zero: nothing to check
-	name   string      // for messages and progress: the best digest known
+	digest v1.Hash          // of the blob as stored; zero: nothing to check
+	diffID v1.Hash          // of the uncompressed tar; zero: nothing to check
+	name   string           // for messages and progress: the best digest known
 }
 
 // compressionOf maps a layer media type to its layerCompression.
