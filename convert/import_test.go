@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -389,5 +391,21 @@ func TestPipeReaderSeek(t *testing.T) {
 		if _, err := r.Seek(s[0], int(s[1])); err == nil {
 			t.Errorf("seek %v succeeded on a pipe", s)
 		}
+	}
+}
+
+// TestStoreStaysFree keeps the core package's import graph free of
+// go-containerregistry.
+func TestStoreStaysFree(t *testing.T) {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(gobin, "list", "-deps", "github.com/imagestore/imagestore").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "go-containerregistry") {
+		t.Error("package store depends on go-containerregistry")
+	}
+	if !strings.Contains(string(out), "github.com/appc/spec") {
+		t.Errorf("go list printed no dependencies we know:\n%s", out)
 	}
 }
