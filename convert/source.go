@@ -133,14 +133,17 @@ func openTar(f *os.File) (*tarFiles, error) {
 			return t, nil
 		}
 		if err != nil {
-			if n == 0 {
+			if n == 0 || !t.hasMarker() {
 				return nil, fmt.Errorf("%w: %s is not a tar archive (a compressed archive must be decompressed first): %v", ErrUnknownFormat, f.Name(), err)
 			}
 			return nil, invalidf("read archive %s: %v", f.Name(), err)
 		}
+		// A name that leaves the archive is left out: no image file
+		// can refer to it (and the archive may be an ACI, judged by
+		// the store).
 		name, err := cleanInputPath(hdr.Name)
 		if err != nil {
-			return nil, err
+			continue
 		}
 		e := tarFile{typ: hdr.Typeflag, offset: sc.pos, size: hdr.Size}
 		switch hdr.Typeflag {
@@ -152,17 +155,28 @@ func openTar(f *os.File) (*tarFiles, error) {
 				target = path.Join(path.Dir(name), target)
 			}
 			if e.linkname, err = cleanInputPath(target); err != nil {
-				return nil, err
+				continue
 			}
 		case tar.TypeLink:
 			if e.linkname, err = cleanInputPath(hdr.Linkname); err != nil {
-				return nil, err
+				continue
 			}
 		default:
 			continue
 		}
 		t.entries[name] = e
 	}
+}
+
+// hasMarker tells whether the archive has shown a file that only image
+// archives have.
+func (t *tarFiles) hasMarker() bool {
+	for _, m := range []string{"manifest.json", "index.json", "oci-layout", "repositories"} {
+		if _, ok := t.entries[m]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // resolve follows links to a regular file.

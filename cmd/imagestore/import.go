@@ -46,11 +46,15 @@ unless --quiet.`,
 		},
 	}
 	cmd.Flags().BoolVar(&latest, "latest", false, "mark the images as the latest of their name (as fetched without a version)")
+	a.addImageFlag(cmd)
 	return cmd
 }
 
 // importFile writes one file ("-": standard input) into the store.
 func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (string, error) {
+	if key, ok, err := a.importImage(s, file, fi); ok {
+		return key, err
+	}
 	var (
 		in   *os.File
 		name = file

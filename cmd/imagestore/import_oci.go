@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	store "github.com/imagestore/imagestore"
+	"github.com/imagestore/imagestore/convert"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// addImageFlag teaches import about docker and OCI images (package
+// convert): the --image flag and the help text.
+func (a *app) addImageFlag(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.image, "image", "", "with a docker or OCI input holding several images: the one to import, by reference as written in it or by sha256: digest")
+	cmd.Long += `
+
+A FILE may also be a docker or OCI image: a docker save archive (any
+docker version), an OCI image layout directory, or an OCI archive. It is
+converted to an ACI (its layers flattened, its config mapped to an appc
+manifest as docker2aci did) and streamed into the store; the same image
+always gives the same key. When the input holds several images, --image
+selects one by reference ("myuser/two:V2.0_rc1") or by sha256: digest.`
+	cmd.Example += `
+  docker save busybox:1.36 -o busybox.tar && imagestore import busybox.tar
+  imagestore import --image myuser/two:V2.0_rc1 images.tar`
+}
+
+// importImage imports file when it is a docker or OCI image; handled is
+// false when it is not (an ACI, or something WriteACI will judge).
+func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (key string, handled bool, err error) {
+	if file == "-" {
+		return "", false, nil
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return "", false, nil // importFile says what is wrong
+	}
+	src, err := convert.Open(file)
+	if errors.Is(err, convert.ErrUnknownFormat) {
+		if st.IsDir() {
+			return "", true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", file)
+		}
+		return "", false, nil
+	}
+	if err != nil {
+		return "", true, fmt.Errorf("import: %w", err)
+	}
+	defer src.Close()
+	im, err := src.Image(a.image)
+	var several *convert.SeveralImagesError
+	if errors.As(err, &several) {
+		var list []string
+		for _, i := range several.Images {
+			list = append(list, i.String())
+		}
+		return "", true, usagef("import %s: it holds %d images: select one with --image REF or --image sha256:DIGEST: %s",
+			file, len(several.Images), strings.Join(list, "; "))
+	}
+	if err != nil {
+		return "", true, fmt.Errorf("import %s: %w", file, err)
+	}
+	if !a.quiet && isTerminal(a.stderr) {
+		bars := &layerBars{a: a}
+		im.Progress = bars.update
+		defer bars.done()
+	}
+	key, err = im.Import(s, fi)
+	if err != nil {
+		return "", true, fmt.Errorf("import %s: %w", file, err)
+	}
+	return key, true, nil
+}
+
+// layerBars draws one progress bar per layer and pass.
+type layerBars struct {
+	a     *app
+	bar   *progressbar.ProgressBar
+	pass  string
+	layer int
+}
+
+func (b *layerBars) update(p convert.Progress) {
+	if b.bar == nil || p.Pass != b.pass || p.Layer != b.layer {
+		b.done()
+		digest := p.Digest
+		if len(digest) > 19 {
+			digest = digest[:19]
+		}
+		b.pass, b.layer = p.Pass, p.Layer
+		b.bar = newProgressBar(b.a.stderr, p.Total, fmt.Sprintf("%s layer %d/%d %s", p.Pass, p.Layer, p.Layers, digest))
+	}
+	b.bar.Set64(p.Done)
+}
+
+func (b *layerBars) done() {
+	if b.bar != nil {
+		b.bar.Finish()
+		b.bar = nil
+	}
+}
