@@ -347,6 +347,19 @@ func v1IDs(t testing.TB, img v1.Image, salt string) []string {
 	return ids
 }
 
+// v1JSON is the <id>/json docker writes for layer i of ids: the chain,
+// and on the top layer the image's config.
+func v1JSON(cf *v1.ConfigFile, ids []string, i int) map[string]any {
+	j := map[string]any{"id": ids[i], "created": cf.Created, "container_config": map[string]any{}, "os": cf.OS}
+	if i > 0 {
+		j["parent"] = ids[i-1]
+	}
+	if i == len(ids)-1 {
+		j["config"], j["architecture"], j["author"] = cf.Config, cf.Architecture, cf.Author
+	}
+	return j
+}
+
 // writeDocker110 writes what docker 1.10-24 saved: manifest.json,
 // <config>.json, <id>/layer.tar, <id>/json and a repositories file.
 func writeDocker110(t testing.TB, dst string, ims ...namedImage) string {
@@ -360,9 +373,10 @@ func writeDocker110(t testing.TB, dst string, ims ...namedImage) string {
 		a.add(cfgName.Hex+".json", rawCfg)
 		d := tarball.Descriptor{Config: cfgName.Hex + ".json"}
 		ids := v1IDs(t, im.img, fmt.Sprint("docker110", n))
+		cf := must(im.img.ConfigFile())
 		for i, b := range uncompressedLayers(t, im.img) {
 			a.add(ids[i]+"/VERSION", []byte("1.0"))
-			a.addJSON(ids[i]+"/json", map[string]string{"id": ids[i]})
+			a.addJSON(ids[i]+"/json", v1JSON(cf, ids, i))
 			a.add(ids[i]+"/layer.tar", b)
 			d.Layers = append(d.Layers, ids[i]+"/layer.tar")
 		}
@@ -413,15 +427,8 @@ func writeDockerLegacy(t testing.TB, dst string, ims ...namedImage) string {
 		cf := must(im.img.ConfigFile())
 		ids := v1IDs(t, im.img, fmt.Sprint("legacy", n))
 		for i, b := range uncompressedLayers(t, im.img) {
-			j := map[string]any{"id": ids[i], "created": cf.Created}
-			if i > 0 {
-				j["parent"] = ids[i-1]
-			}
-			if i == len(ids)-1 {
-				j["config"], j["architecture"], j["os"], j["author"] = cf.Config, cf.Architecture, cf.OS, cf.Author
-			}
 			a.add(ids[i]+"/VERSION", []byte("1.0"))
-			a.addJSON(ids[i]+"/json", j)
+			a.addJSON(ids[i]+"/json", v1JSON(cf, ids, i))
 			a.add(ids[i]+"/layer.tar", b)
 		}
 		r := im.ref

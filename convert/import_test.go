@@ -150,7 +150,7 @@ func TestManifestMapping(t *testing.T) {
 	check("group", a.Group, "1001")
 	check("workingDirectory", a.WorkingDirectory, "/srv")
 	check("environment", string(mustMarshal(a.Environment)), `[{"name":"PATH","value":"/usr/bin:/bin"},{"name":"EMPTY","value":""},{"name":"A","value":"b=c"}]`)
-	check("ports", string(mustMarshal(a.Ports)), `[{"name":"53-udp","protocol":"udp","port":53,"count":0,"socketActivated":false},{"name":"80-tcp","protocol":"tcp","port":80,"count":0,"socketActivated":false},{"name":"8080","protocol":"tcp","port":8080,"count":0,"socketActivated":false}]`)
+	check("ports", string(mustMarshal(a.Ports)), `[{"name":"53-udp","protocol":"udp","port":53,"count":1,"socketActivated":false},{"name":"80-tcp","protocol":"tcp","port":80,"count":1,"socketActivated":false},{"name":"8080","protocol":"tcp","port":8080,"count":1,"socketActivated":false}]`)
 	check("mountPoints", string(mustMarshal(a.MountPoints)), `[{"name":"volume-data","path":"/data"},{"name":"volume-var-log","path":"/var/log"}]`)
 }
 

@@ -236,5 +236,6 @@ func parsePort(s string) (appc.Port, error) {
 	if err != nil {
 		return appc.Port{}, invalidf("exposed port %q: %v", s, err)
 	}
-	return appc.Port{Name: appc.ACName(sn), Protocol: proto, Port: uint(n)}, nil
+	// Count 1 is appc's default, which a manifest read back gets anyway.
+	return appc.Port{Name: appc.ACName(sn), Protocol: proto, Port: uint(n), Count: 1}, nil
 }
