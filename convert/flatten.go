@@ -159,6 +159,9 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 		if err != nil {
 			return invalidf("layer %d: read tar: %v", layer+1, err)
 		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue // PAX global records (git archive writes them): not a file
+		}
 		p, err := layerPath(layer, hdr.Name)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"archive/tar"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,10 @@ var flattenCases = []struct {
 		symlink("etc/abs", "/bin/sh"), symlink("etc/rel", "../bin/sh"), symlink("dangling", "/nowhere"),
 		hardlink("bin/sh2", "bin/sh"), {name: "fifo", typ: tar.TypeFifo},
 		{name: "tmp", typ: tar.TypeDir, mode: 0o1777}, file("empty", ""),
+		{name: "pax_global_header", typ: tar.TypeXGlobalHeader},
+		dir("long"), file("long/"+strings.Repeat("n", 120)+"/"+strings.Repeat("m", 120), "long name"),
+		file("long/héllo wörld ☃", "utf-8"), {name: "long/bigid", body: "uid", uid: 3000000},
+		hardlink("long/"+strings.Repeat("l", 150), "bin/sh"),
 	}}},
 	{"whiteout removes a lower file and a lower tree", [][]ent{
 		{dir("a"), file("a/x", "x"), dir("a/sub"), file("a/sub/y", "y"), file("keep", "k")},

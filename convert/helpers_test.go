@@ -64,6 +64,9 @@ func layerTar(t testing.TB, entries ...ent) []byte {
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(e.body))
 		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			h = &tar.Header{Typeflag: h.Typeflag, Name: e.name, PAXRecords: map[string]string{"comment": "made by a test"}}
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
