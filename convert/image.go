@@ -186,22 +186,14 @@ func (c *Image) Manifest() *schema.ImageManifest { return c.manifest }
 
 // open opens layer i for a pass, reporting progress.
 func (c *Image) open(i int, l layerRef, pass string) (*layerStream, error) {
-	var step func(int64)
-	var total int64 = -1
+	var step func(done, total int64)
 	if c.Progress != nil {
-		step = func(n int64) {
-			c.Progress(Progress{Pass: pass, Layer: i + 1, Layers: len(c.layers), Digest: l.name, Done: n, Total: total})
+		step = func(done, total int64) {
+			c.Progress(Progress{Pass: pass, Layer: i + 1, Layers: len(c.layers), Digest: l.name, Done: done, Total: total})
 		}
 	}
-	ls, size, err := openLayer(c.files, l, step)
-	if err != nil {
-		return nil, err
-	}
-	total = size
-	if step != nil {
-		step(0)
-	}
-	return ls, nil
+	ls, _, err := openLayer(c.files, l, step)
+	return ls, err
 }
 
 // Plan is a checked image, ready to be written: every layer has been read

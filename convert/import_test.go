@@ -409,3 +409,33 @@ func TestStoreStaysFree(t *testing.T) {
 		t.Errorf("go list printed no dependencies we know:\n%s", out)
 	}
 }
+
+// TestProgress: every layer reports both passes, from 0 to its size.
+func TestProgress(t *testing.T) {
+	img := sampleImage(t, gzipLayers)
+	p := writeOCIDir(t, t.TempDir(), namedImage{"x:1", img})
+	src := must(Open(p))
+	defer src.Close()
+	im := must(src.Image(""))
+	last := map[string]Progress{}
+	im.Progress = func(p Progress) {
+		key := p.Pass + " " + string(rune('0'+p.Layer))
+		if prev, ok := last[key]; ok && p.Done < prev.Done {
+			t.Errorf("%s went back from %d to %d", key, prev.Done, p.Done)
+		}
+		last[key] = p
+	}
+	if err := im.Convert(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	for _, pass := range []string{"scan", "write"} {
+		for i, l := range ls {
+			size, _ := l.Size()
+			got := last[pass+" "+string(rune('1'+i))]
+			if got.Layers != 2 || got.Total != size || got.Done != size || got.Digest == "" {
+				t.Errorf("%s layer %d: last report %+v, want done = total = %d", pass, i+1, got, size)
+			}
+		}
+	}
+}

@@ -70,16 +70,17 @@ func checkDigest(what string, want v1.Hash, got hash.Hash) error {
 
 // progressReader reports the bytes read of a blob.
 type progressReader struct {
-	r    io.Reader
-	n    int64
-	step func(n int64)
+	r     io.Reader
+	n     int64
+	total int64
+	step  func(done, total int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
 	if p.step != nil && n > 0 {
-		p.step(p.n)
+		p.step(p.n, p.total)
 	}
 	return n, err
 }
@@ -96,8 +97,8 @@ type layerStream struct {
 }
 
 // openLayer opens a layer for reading; step (may be nil) is told the
-// bytes of the blob read so far.
-func openLayer(fsys files, l layerRef, step func(n int64)) (_ *layerStream, size int64, err error) {
+// bytes of the blob read so far, and its size.
+func openLayer(fsys files, l layerRef, step func(done, total int64)) (_ *layerStream, size int64, err error) {
 	rc, size, err := fsys.open(l.path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("layer %s: %w", l.name, err)
@@ -108,7 +109,10 @@ func openLayer(fsys files, l layerRef, step func(n int64)) (_ *layerStream, size
 			s.Close()
 		}
 	}()
-	var raw io.Reader = &progressReader{r: rc, step: step}
+	if step != nil {
+		step(0, size)
+	}
+	var raw io.Reader = &progressReader{r: rc, total: size, step: step}
 	if l.digest.Hex != "" {
 		if s.blobHash, err = newHasher(l.digest); err != nil {
 			return nil, 0, err
