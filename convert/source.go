@@ -145,6 +145,10 @@ func openTar(f *os.File) (*tarFiles, error) {
 		if err != nil {
 			continue
 		}
+		if n == 0 && (name == "manifest" || name == "rootfs") {
+			// An ACI: no image archive has these at its top.
+			return nil, fmt.Errorf("%w: %s is an ACI", ErrUnknownFormat, f.Name())
+		}
 		e := tarFile{typ: hdr.Typeflag, offset: sc.pos, size: hdr.Size}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
