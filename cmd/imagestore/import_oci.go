@@ -1,10 +1,19 @@
 package main
 
 import (
+	"archive/tar"
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 
 	store "github.com/imagestore/imagestore"
 	"github.com/imagestore/imagestore/convert"
@@ -39,7 +48,20 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 	if err != nil {
 		return "", false, nil // importFile says what is wrong
 	}
-	src, err := convert.Open(file)
+	name := file
+	if !st.IsDir() {
+		tmp, cleanup, compressed, err := a.decompressArchive(s, file)
+		switch {
+		case err != nil:
+			return "", true, fmt.Errorf("import %s: %w", file, err)
+		case compressed && tmp == "":
+			return "", false, nil // a compressed ACI: WriteACI reads those itself
+		case compressed:
+			defer cleanup()
+			name = tmp
+		}
+	}
+	src, err := convert.Open(name)
 	if errors.Is(err, convert.ErrUnknownFormat) {
 		if st.IsDir() {
 			return "", true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", file)
@@ -47,7 +69,7 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 		return "", false, nil
 	}
 	if err != nil {
-		return "", true, fmt.Errorf("import: %w", err)
+		return "", true, fmt.Errorf("import %s: %w", file, err)
 	}
 	defer src.Close()
 	im, err := src.Image(a.image)
@@ -101,4 +123,85 @@ func (b *layerBars) done() {
 		b.bar.Finish()
 		b.bar = nil
 	}
+}
+
+// decompressArchive handles a compressed docker or OCI archive (docker
+// save | gzip): the converter reads archives in place, by offset, so the
+// tar is first written out to a temp file in the store (tmp, removed by
+// cleanup). compressed is false when file is not gzip, zstd or xz; tmp is
+// "" (and nothing was written) when the tar inside starts like an ACI.
+func (a *app) decompressArchive(s *store.Store, file string) (tmp string, cleanup func(), compressed bool, err error) {
+	open := func() (io.Reader, func(), error) {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		br := bufio.NewReaderSize(f, 1<<20)
+		magic, _ := br.Peek(6)
+		var r io.Reader
+		closers := []func(){func() { f.Close() }}
+		switch {
+		case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+			zr, err := gzip.NewReader(br)
+			if err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			r = zr
+		case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			r, closers = zr, append(closers, zr.Close)
+		case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+			zr, err := xz.NewReader(br)
+			if err != nil {
+				f.Close()
+				return nil, nil, err
+			}
+			r = zr
+		default:
+			f.Close()
+			return nil, nil, nil
+		}
+		return r, func() {
+			for _, c := range closers {
+				c()
+			}
+		}, nil
+	}
+	r, done, err := open()
+	if err != nil || r == nil {
+		return "", nil, false, nil // importFile and WriteACI say what is wrong
+	}
+	hdr, herr := tar.NewReader(r).Next()
+	done()
+	if herr != nil || path.Clean(hdr.Name) == "manifest" || path.Clean(hdr.Name) == "rootfs" {
+		// An ACI, or not a tar: WriteACI judges it.
+		return "", nil, true, nil
+	}
+	if r, done, err = open(); err != nil {
+		return "", nil, false, err
+	}
+	defer done()
+	f, err := s.TmpFile()
+	if err != nil {
+		return "", nil, false, err
+	}
+	cleanup = func() {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	var w io.Writer = f
+	if bar := a.progressBar(-1, "decompressing "+file); bar != nil {
+		w = io.MultiWriter(f, bar)
+		defer bar.Finish()
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		cleanup()
+		return "", nil, false, fmt.Errorf("decompress: %w", err)
+	}
+	return f.Name(), cleanup, true, nil
 }

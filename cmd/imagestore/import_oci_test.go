@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // TestImportOCILayout imports an OCI layout directory holding two images:
@@ -53,5 +57,46 @@ func TestImportOCILayout(t *testing.T) {
 	}
 	if code, _, errOut := imp(t.TempDir()); code != exitFail || !strings.Contains(errOut, "is a directory: give an ACI file") {
 		t.Errorf("empty directory: exit %d, %q", code, errOut)
+	}
+}
+
+// TestImportCompressedArchive imports docker save | gzip: the same key as
+// the plain archive; a gzip ACI still goes to WriteACI.
+func TestImportCompressedArchive(t *testing.T) {
+	dir := t.TempDir()
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "image.tar")
+	ref, _ := name.NewTag("example.com/zipped:1")
+	if err := tarball.WriteToFile(plain, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(plain)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(data)
+	zw.Close()
+	zipped := filepath.Join(dir, "image.tar.gz")
+	os.WriteFile(zipped, buf.Bytes(), 0o644)
+
+	storeDir := t.TempDir()
+	var out1, out2, errOut bytes.Buffer
+	if code := run([]string{"--dir", storeDir, "import", plain}, strings.NewReader(""), &out1, &errOut); code != exitOK {
+		t.Fatalf("plain: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"--dir", storeDir, "import", zipped, "../../testdata/hello.aci.gz"}, strings.NewReader(""), &out2, &errOut); code != exitOK {
+		t.Fatalf("gzip: %d %s", code, errOut.String())
+	}
+	keys := strings.Fields(out2.String())
+	if len(keys) != 2 || keys[0] != strings.TrimSpace(out1.String()) {
+		t.Errorf("keys %q, want the plain archive's %q first", keys, out1.String())
+	}
+	tmp, _ := os.ReadDir(filepath.Join(storeDir, "tmp"))
+	for _, e := range tmp {
+		if e.Type().IsRegular() {
+			t.Errorf("left in tmp/: %s", e.Name())
+		}
 	}
 }
