@@ -68,11 +68,10 @@ const (
 
 // plan is the first pass's result.
 type plan struct {
-	root     *tar.Header // the "." entry of the top-most layer that has one
-	implied  []string    // directories no layer has an entry for
-	actions  []map[int]*action
-	counts   []int // entries per layer, to check the second pass reads the same
-	treeSize int
+	root    *tar.Header // the "." entry of the top-most layer that has one
+	implied []string    // directories no layer has an entry for
+	actions []map[int]*action
+	counts  []int // entries per layer, to check the second pass reads the same
 }
 
 // layerPath makes a layer entry's name relative to the root, refusing one
@@ -291,7 +290,6 @@ func (f *flattener) finish(layers int) *plan {
 		for _, c := range names {
 			child := n.children[c]
 			full := path.Join(dir, c)
-			p.treeSize++
 			switch {
 			case child.dir && child.layer < 0:
 				p.implied = append(p.implied, full)
