@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -227,6 +228,11 @@ func walkIndex(fsys files, data []byte, what string, refs []string, out *[]*cand
 		switch {
 		case isIndex(d.MediaType):
 			sub, err := readBlob(fsys, blobPath(d.Digest), d.Digest)
+			if errors.Is(err, ErrMissingBlob) {
+				// docker 25+ saves one platform of a multi-platform
+				// image: the others are listed but not there.
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("index %s: %w", d.Digest, err)
 			}
@@ -241,6 +247,9 @@ func walkIndex(fsys files, data []byte, what string, refs []string, out *[]*cand
 				continue
 			}
 			c, err := ociCandidate(fsys, d, r)
+			if errors.Is(err, ErrMissingBlob) {
+				continue // as above: an image the input does not hold
+			}
 			if err != nil {
 				return err
 			}

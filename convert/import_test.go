@@ -17,6 +17,7 @@ import (
 	appc "github.com/appc/spec/schema/types"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -437,5 +438,41 @@ func TestProgress(t *testing.T) {
 				t.Errorf("%s layer %d: last report %+v, want done = total = %d", pass, i+1, got, size)
 			}
 		}
+	}
+}
+
+// TestPartialIndex: an index listing platforms whose manifests the layout
+// does not hold (docker 25+ saves one platform) offers the one it holds.
+func TestPartialIndex(t *testing.T) {
+	amd := sampleImage(t, gzipLayers)
+	arm := buildImage(t, gzipLayers, layerTar(t, file("arm", "arm")))
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	dir := filepath.Join(t.TempDir(), "oci")
+	p := must(layout.Write(dir, empty.Index))
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "example.com/multi:1"})); err != nil {
+		t.Fatal(err)
+	}
+	src := must(Open(dir))
+	if n := len(src.Images()); n != 2 {
+		t.Fatalf("%d images listed, want 2", n)
+	}
+	_, err := src.Image("example.com/multi:1")
+	var several *SeveralImagesError
+	if !errors.As(err, &several) || !strings.Contains(err.Error(), "linux/arm64") {
+		t.Errorf("two platforms, no digest: %v", err)
+	}
+	src.Close()
+	armDigest := must(arm.Digest())
+	os.Remove(filepath.Join(dir, "blobs", "sha256", armDigest.Hex))
+	src = must(Open(dir))
+	defer src.Close()
+	im, err := src.Image("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := im.Manifest().GetLabel("arch"); a != "amd64" || im.Info().Platform != "linux/amd64" {
+		t.Errorf("picked %s %s", a, im.Info().Platform)
 	}
 }
