@@ -2,6 +2,7 @@ package convert
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -222,10 +223,13 @@ func (c *Image) scanLayer(f *flattener, i int, l layerRef) error {
 		return err
 	}
 	defer ls.Close()
-	if err := f.addLayer(i, tar.NewReader(ls)); err != nil {
-		return err
+	err = f.addLayer(i, tar.NewReader(ls))
+	// A layer that is not what its digest says is reported as such, even
+	// when its damage first showed as a broken tar or a strange path.
+	if ferr := ls.finish(); errors.Is(ferr, ErrDigestMismatch) || err == nil {
+		return ferr
 	}
-	return ls.finish()
+	return err
 }
 
 // WriteTo writes the ACI (an uncompressed tar) to w, reading every layer a

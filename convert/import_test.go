@@ -308,6 +308,14 @@ func TestBadInput(t *testing.T) {
 			os.WriteFile(lp, b, 0o644)
 			return p
 		}, ErrDigestMismatch},
+		{"digest mismatch that breaks the tar", func(t *testing.T) string {
+			p := writeOCIDir(t, t.TempDir(), namedImage{"x:1", plain})
+			lp := layerPath(t, p, plain, 0)
+			b, _ := os.ReadFile(lp)
+			copy(b[148:156], "garbage!") // the first header's checksum
+			os.WriteFile(lp, b, 0o644)
+			return p
+		}, ErrDigestMismatch},
 		{"diff_id mismatch in a docker 1.10 archive", func(t *testing.T) string {
 			bad := mutate.ConfigMediaType(plain, types.OCIConfigJSON)
 			cf, _ := bad.ConfigFile()
