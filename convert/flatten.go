@@ -188,6 +188,9 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 				return invalidf("layer %d: the root is not a directory", layer+1)
 			}
 		case tar.TypeLink:
+			if p == "." {
+				return invalidf("layer %d: the root is not a directory", layer+1)
+			}
 			if e.link, err = layerPath(layer, hdr.Linkname); err != nil {
 				return err
 			}
