@@ -63,9 +63,11 @@
 // every format, and importing it again stores nothing new. (A pre-1.10
 // archive has no config digest, so its manifest lacks the imageid
 // annotation and its key differs; its rootfs is the same.) To that end:
-//   - the tar holds "manifest", then "rootfs", then the implied
-//     directories in path order, then the surviving entries in layer
-//     order and, within a layer, in the layer's own order;
+//   - the tar holds "manifest", then "rootfs", then the surviving entries
+//     in layer order and, within a layer, in the layer's own order; a
+//     directory comes at its own entry or, if earlier, just before the
+//     first entry below it (with its final header, known from the first
+//     pass), so every directory precedes its contents;
 //   - a file with several names (hard links) is written under its first
 //     name in path order, with the header of the entry that made it, and
 //     its other names as hard links to that one;

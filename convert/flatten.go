@@ -46,16 +46,35 @@ type inode struct {
 type node struct {
 	children   map[string]*node // directories only
 	dir        bool
-	layer, ord int    // the entry that made it; layer -1: implied by a child
-	inode      *inode // non-directories
+	layer, ord int         // the entry that made it; layer -1: implied by a child
+	inode      *inode      // non-directories
+	hdr        *tar.Header // directories: the header of the entry that made it
+}
+
+// dirOut is a directory of the output. Its header is known from the first
+// pass, so the second writes it as soon as anything below it is written:
+// a directory always comes before its contents, even when an upper layer
+// changed its metadata or a file under it comes from a lower layer.
+type dirOut struct {
+	path    string
+	hdr     *tar.Header // nil: implied by its contents
+	parent  *dirOut     // nil: the rootfs
+	written bool
 }
 
 // action says what the write pass does with one layer entry.
 type action struct {
 	kind  actionKind
-	path  string   // where the entry goes
-	inode *inode   // for content and links
-	links []string // content: hard links to write right after it
+	path  string    // where the entry goes
+	dir   *dirOut   // writeDir: the directory; else the one path lies in
+	inode *inode    // for content and links
+	links []linkOut // content: hard links to write right after it
+}
+
+// linkOut is a further name of an inode, written as a hard link.
+type linkOut struct {
+	path string
+	dir  *dirOut
 }
 
 type actionKind uint8
@@ -69,7 +88,7 @@ const (
 // plan is the first pass's result.
 type plan struct {
 	root    *tar.Header // the "." entry of the top-most layer that has one
-	implied []string    // directories no layer has an entry for
+	dirs    []*dirOut   // every directory, to reset before a write pass
 	actions []map[int]*action
 	counts  []int // entries per layer, to check the second pass reads the same
 }
@@ -90,8 +109,9 @@ type layerEntry struct {
 	ord   int
 	path  string
 	typ   byte
-	link  string // hard links: the cleaned target
-	inode *inode
+	link  string      // hard links: the cleaned target
+	inode *inode      // non-directories
+	hdr   *tar.Header // directories
 }
 
 type flattener struct {
@@ -183,6 +203,8 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 		e := layerEntry{ord: ord, path: p, typ: hdr.Typeflag}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
+			h := *hdr
+			e.hdr = &h
 		case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 			if p == "." {
 				return invalidf("layer %d: the root is not a directory", layer+1)
@@ -260,10 +282,10 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 			if old != nil && old.dir {
 				// A directory over a directory merges: it only
 				// replaces the directory's own metadata.
-				old.layer, old.ord = layer, e.ord
+				old.layer, old.ord, old.hdr = layer, e.ord, e.hdr
 				continue
 			}
-			parent.children[base] = &node{dir: true, children: map[string]*node{}, layer: layer, ord: e.ord}
+			parent.children[base] = &node{dir: true, children: map[string]*node{}, layer: layer, ord: e.ord, hdr: e.hdr}
 			continue
 		}
 		parent.children[base] = &node{layer: layer, ord: e.ord, inode: e.inode}
@@ -282,6 +304,7 @@ func (f *flattener) finish(layers int) *plan {
 	var (
 		inodes []*inode
 		nodes  = map[string]*node{}
+		dirs   = map[string]*dirOut{"": nil}
 	)
 	var walk func(n *node, dir string)
 	walk = func(n *node, dir string) {
@@ -294,10 +317,13 @@ func (f *flattener) finish(layers int) *plan {
 			child := n.children[c]
 			full := path.Join(dir, c)
 			switch {
-			case child.dir && child.layer < 0:
-				p.implied = append(p.implied, full)
 			case child.dir:
-				p.actions[child.layer][child.ord] = &action{kind: writeDir, path: full}
+				d := &dirOut{path: full, hdr: child.hdr, parent: dirs[dir]}
+				dirs[full] = d
+				p.dirs = append(p.dirs, d)
+				if child.layer >= 0 {
+					p.actions[child.layer][child.ord] = &action{kind: writeDir, path: full, dir: d}
+				}
 			default:
 				if len(child.inode.paths) == 0 {
 					inodes = append(inodes, child.inode)
@@ -311,20 +337,27 @@ func (f *flattener) finish(layers int) *plan {
 		}
 	}
 	walk(f.root, "")
+	parentOf := func(q string) *dirOut {
+		d := path.Dir(q)
+		if d == "." {
+			d = ""
+		}
+		return dirs[d]
+	}
 
 	for _, in := range inodes {
 		primary := in.paths[0]
-		content := &action{kind: writeContent, path: primary, inode: in}
+		content := &action{kind: writeContent, path: primary, dir: parentOf(primary), inode: in}
 		p.actions[in.layer][in.ord] = content
 		for _, q := range in.paths[1:] {
 			n := nodes[q]
 			if n.layer == in.layer && n.ord == in.ord {
 				// The entry that made the inode survives, but not
 				// as its first path: link it right after.
-				content.links = append(content.links, q)
+				content.links = append(content.links, linkOut{q, parentOf(q)})
 				continue
 			}
-			p.actions[n.layer][n.ord] = &action{kind: writeLink, path: q, inode: in}
+			p.actions[n.layer][n.ord] = &action{kind: writeLink, path: q, dir: parentOf(q), inode: in}
 		}
 	}
 	return p

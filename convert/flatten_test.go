@@ -39,6 +39,11 @@ var flattenCases = []struct {
 		{hardlink("bin/ls", "bin/busybox")},
 		{whiteout("bin/busybox")},
 	}},
+	{"hard link in a newer directory keeps a removed file", [][]ent{
+		{dir("old"), file("old/t", "T")},
+		{dir("new"), hardlink("new/l", "old/t")},
+		{whiteout("old")},
+	}},
 	{"hard link in the layer that whites its target out", [][]ent{
 		{file("t", "TARGET")},
 		{hardlink("l", "t"), whiteout("t")},

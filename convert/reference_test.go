@@ -180,6 +180,9 @@ func aciTree(t testing.TB, aci []byte) map[string]rec {
 		if _, dup := out[rel]; dup {
 			t.Fatalf("%s twice in the ACI", rel)
 		}
+		if parent := path.Dir(rel); parent != "." && out[parent].typ != 'd' {
+			t.Errorf("%s comes before its directory %s", rel, parent)
+		}
 		r := rec{mode: h.Mode, uid: h.Uid, gid: h.Gid}
 		switch h.Typeflag {
 		case tar.TypeReg:

@@ -68,10 +68,11 @@ func linkHeader(in *tar.Header, name, target string) *tar.Header {
 
 func rootfsPath(p string) string { return "rootfs/" + p }
 
-// writeACI is the second pass: the manifest, the rootfs directory, the
-// implied directories, then every surviving layer entry in layer order.
-func (c *Image) writeACI(w io.Writer, p *plan, m *schema.ImageManifest) error {
-	tw := tar.NewWriter(w)
+// writeACI is the second pass: the manifest, the rootfs directory, then
+// every surviving layer entry in layer order, each directory just before
+// the first entry it holds (or at its own entry).
+func (c *Image) writeACI(out io.Writer, p *plan, m *schema.ImageManifest) error {
+	tw := tar.NewWriter(out)
 	data, err := json.Marshal(m)
 	if err != nil {
 		return invalidf("manifest: %v", err)
@@ -93,14 +94,13 @@ func (c *Image) writeACI(w io.Writer, p *plan, m *schema.ImageManifest) error {
 	if err := tw.WriteHeader(h); err != nil {
 		return err
 	}
-	for _, d := range p.implied {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rootfsPath(d), Mode: 0o755, ModTime: epoch}); err != nil {
-			return err
-		}
+	for _, d := range p.dirs {
+		d.written = false
 	}
 	buf := make([]byte, copyBufferSize)
+	w := &aciWriter{tw: tw}
 	for i, l := range c.layers {
-		if err := c.copyLayer(tw, i, l, p, buf); err != nil {
+		if err := c.copyLayer(w, i, l, p, buf); err != nil {
 			return err
 		}
 	}
@@ -108,7 +108,8 @@ func (c *Image) writeACI(w io.Writer, p *plan, m *schema.ImageManifest) error {
 }
 
 // copyLayer copies one layer's surviving entries.
-func (c *Image) copyLayer(tw *tar.Writer, i int, l layerRef, p *plan, buf []byte) error {
+func (c *Image) copyLayer(w *aciWriter, i int, l layerRef, p *plan, buf []byte) error {
+	tw := w.tw
 	ls, err := c.open(i, l, "write")
 	if err != nil {
 		return err
@@ -134,16 +135,15 @@ func (c *Image) copyLayer(tw *tar.Writer, i int, l layerRef, p *plan, buf []byte
 			if hdr.Typeflag != tar.TypeDir {
 				return c.changed(i)
 			}
-			h, err := outHeader(hdr, rootfsPath(a.path))
-			if err != nil {
-				return err
-			}
-			if err := tw.WriteHeader(h); err != nil {
+			if err := w.dir(a.dir); err != nil {
 				return err
 			}
 		case writeLink:
 			if hdr.Typeflag != tar.TypeLink || a.inode.hdr == nil {
 				return c.changed(i)
+			}
+			if err := w.dir(a.dir); err != nil {
+				return err
 			}
 			if err := tw.WriteHeader(linkHeader(a.inode.hdr, rootfsPath(a.path), rootfsPath(a.inode.paths[0]))); err != nil {
 				return err
@@ -156,6 +156,9 @@ func (c *Image) copyLayer(tw *tar.Writer, i int, l layerRef, p *plan, buf []byte
 			if err != nil {
 				return err
 			}
+			if err := w.dir(a.dir); err != nil {
+				return err
+			}
 			if err := tw.WriteHeader(h); err != nil {
 				return err
 			}
@@ -166,7 +169,10 @@ func (c *Image) copyLayer(tw *tar.Writer, i int, l layerRef, p *plan, buf []byte
 			}
 			a.inode.hdr = h
 			for _, q := range a.links {
-				if err := tw.WriteHeader(linkHeader(h, rootfsPath(q), rootfsPath(a.path))); err != nil {
+				if err := w.dir(q.dir); err != nil {
+					return err
+				}
+				if err := tw.WriteHeader(linkHeader(h, rootfsPath(q.path), rootfsPath(a.path))); err != nil {
 					return err
 				}
 			}
@@ -176,6 +182,30 @@ func (c *Image) copyLayer(tw *tar.Writer, i int, l layerRef, p *plan, buf []byte
 		return c.changed(i)
 	}
 	return ls.finish()
+}
+
+// aciWriter writes the ACI's tar.
+type aciWriter struct {
+	tw *tar.Writer
+}
+
+// dir writes d, after its parents, unless it is written already.
+func (w *aciWriter) dir(d *dirOut) error {
+	if d == nil || d.written {
+		return nil
+	}
+	if err := w.dir(d.parent); err != nil {
+		return err
+	}
+	h := &tar.Header{Typeflag: tar.TypeDir, Name: rootfsPath(d.path), Mode: 0o755, ModTime: epoch}
+	if d.hdr != nil {
+		var err error
+		if h, err = outHeader(d.hdr, rootfsPath(d.path)); err != nil {
+			return err
+		}
+	}
+	d.written = true
+	return w.tw.WriteHeader(h)
 }
 
 // layerData reads one entry's data, calling a read error what it is, a
