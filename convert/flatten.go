@@ -39,6 +39,7 @@ const (
 type inode struct {
 	layer, ord int
 	paths      []string    // surviving paths, in tree order; the first carries the content
+	nodes      []*node     // the node of each path
 	hdr        *tar.Header // the written header, kept for the links written after it
 }
 
@@ -64,6 +65,7 @@ type dirOut struct {
 
 // action says what the write pass does with one layer entry.
 type action struct {
+	ord   int // of the entry in its layer
 	kind  actionKind
 	path  string    // where the entry goes
 	dir   *dirOut   // writeDir: the directory; else the one path lies in
@@ -89,8 +91,8 @@ const (
 type plan struct {
 	root    *tar.Header // the "." entry of the top-most layer that has one
 	dirs    []*dirOut   // every directory, to reset before a write pass
-	actions []map[int]*action
-	counts  []int // entries per layer, to check the second pass reads the same
+	actions [][]*action // per layer, by entry ordinal
+	counts  []int       // entries per layer, to check the second pass reads the same
 }
 
 // layerPath makes a layer entry's name relative to the root, refusing one
@@ -297,13 +299,10 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 // write pass does.
 func (f *flattener) finish(layers int) *plan {
 	p := f.plan
-	p.actions = make([]map[int]*action, layers)
-	for i := range p.actions {
-		p.actions[i] = map[int]*action{}
-	}
+	p.actions = make([][]*action, layers)
+	add := func(layer int, a *action) { p.actions[layer] = append(p.actions[layer], a) }
 	var (
 		inodes []*inode
-		nodes  = map[string]*node{}
 		dirs   = map[string]*dirOut{"": nil}
 	)
 	var walk func(n *node, dir string)
@@ -322,14 +321,14 @@ func (f *flattener) finish(layers int) *plan {
 				dirs[full] = d
 				p.dirs = append(p.dirs, d)
 				if child.layer >= 0 {
-					p.actions[child.layer][child.ord] = &action{kind: writeDir, path: full, dir: d}
+					add(child.layer, &action{ord: child.ord, kind: writeDir, path: full, dir: d})
 				}
 			default:
 				if len(child.inode.paths) == 0 {
 					inodes = append(inodes, child.inode)
 				}
 				child.inode.paths = append(child.inode.paths, full)
-				nodes[full] = child
+				child.inode.nodes = append(child.inode.nodes, child)
 			}
 			if child.dir {
 				walk(child, full)
@@ -347,18 +346,22 @@ func (f *flattener) finish(layers int) *plan {
 
 	for _, in := range inodes {
 		primary := in.paths[0]
-		content := &action{kind: writeContent, path: primary, dir: parentOf(primary), inode: in}
-		p.actions[in.layer][in.ord] = content
-		for _, q := range in.paths[1:] {
-			n := nodes[q]
+		content := &action{ord: in.ord, kind: writeContent, path: primary, dir: parentOf(primary), inode: in}
+		add(in.layer, content)
+		for i, q := range in.paths[1:] {
+			n := in.nodes[i+1]
 			if n.layer == in.layer && n.ord == in.ord {
 				// The entry that made the inode survives, but not
 				// as its first path: link it right after.
 				content.links = append(content.links, linkOut{q, parentOf(q)})
 				continue
 			}
-			p.actions[n.layer][n.ord] = &action{kind: writeLink, path: q, dir: parentOf(q), inode: in}
+			add(n.layer, &action{ord: n.ord, kind: writeLink, path: q, dir: parentOf(q), inode: in})
 		}
+		in.nodes = nil
+	}
+	for _, acts := range p.actions {
+		slices.SortFunc(acts, func(a, b *action) int { return a.ord - b.ord })
 	}
 	return p
 }

@@ -126,10 +126,11 @@ func (c *Image) copyLayer(w *aciWriter, i int, l layerRef, p *plan, buf []byte) 
 		if err != nil {
 			return invalidf("layer %d: read tar: %v", i+1, err)
 		}
-		a := acts[ord]
-		if a == nil {
+		if len(acts) == 0 || acts[0].ord != ord {
 			continue
 		}
+		a := acts[0]
+		acts = acts[1:]
 		switch a.kind {
 		case writeDir:
 			if hdr.Typeflag != tar.TypeDir {
