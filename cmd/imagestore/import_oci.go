@@ -31,29 +31,85 @@ A FILE may also be a docker or OCI image: a docker save archive (any
 docker version), an OCI image layout directory, or an OCI archive. It is
 converted to an ACI (its layers flattened, its config mapped to an appc
 manifest as docker2aci did) and streamed into the store; the same image
-always gives the same key. When the input holds several images, --image
-selects one by reference ("myuser/two:V2.0_rc1") or by sha256: digest.`
+always gives the same key; "-" takes one from standard input too. When
+the input holds several images, --image selects one by reference
+("myuser/two:V2.0_rc1") or by sha256: digest.`
 	cmd.Example += `
   docker save busybox:1.36 -o busybox.tar && imagestore import busybox.tar
+  docker save busybox:1.36 | imagestore import -
   imagestore import --image myuser/two:V2.0_rc1 images.tar`
 }
 
-// importImage imports file when it is a docker or OCI image; handled is
-// false when it is not (an ACI, or something WriteACI will judge).
+// importImage imports file ("-": standard input) when it is a docker or
+// OCI image; handled is false when it is not (an ACI, or something
+// WriteACI will judge).
 func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (key string, handled bool, err error) {
 	if file == "-" {
-		return "", false, nil
+		return a.importImageStdin(s, fi)
 	}
+	return a.importImagePath(s, file, file, fi)
+}
+
+// importImageStdin handles "docker save IMAGE | imagestore import -". The
+// converter reads an archive by offset, so a pipe is first copied to a
+// temp file in the store; when it holds an ACI after all, that copy
+// becomes the standard input importFile reads (it would have made the
+// same copy), unlinked so that nothing is left behind.
+func (a *app) importImageStdin(s *store.Store, fi store.ACIFetchInfo) (string, bool, error) {
+	if f, ok := a.stdin.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil && pos == 0 {
+				// A redirected file: the converter opens it by name,
+				// and standard input stays unread for importFile.
+				return a.importImagePath(s, f.Name(), "stdin", fi)
+			}
+		}
+	}
+	tmp, err := s.TmpFile()
+	if err != nil {
+		return "", true, fmt.Errorf("import from standard input: %w", err)
+	}
+	var w io.Writer = tmp
+	bar := a.progressBar(-1, "reading stdin")
+	if bar != nil {
+		w = io.MultiWriter(tmp, bar)
+	}
+	_, err = io.Copy(w, a.stdin)
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", true, fmt.Errorf("import from standard input: %w", err)
+	}
+	key, handled, err := a.importImagePath(s, tmp.Name(), "stdin", fi)
+	os.Remove(tmp.Name())
+	if handled {
+		tmp.Close()
+		return key, true, err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		tmp.Close()
+		return "", true, fmt.Errorf("import from standard input: %w", err)
+	}
+	a.stdin = tmp // closed by its finalizer with the app
+	return "", false, nil
+}
+
+// importImagePath imports the file or directory at file, named display in
+// messages.
+func (a *app) importImagePath(s *store.Store, file, display string, fi store.ACIFetchInfo) (key string, handled bool, err error) {
 	st, err := os.Stat(file)
 	if err != nil {
 		return "", false, nil // importFile says what is wrong
 	}
 	name := file
 	if !st.IsDir() {
-		tmp, cleanup, compressed, err := a.decompressArchive(s, file)
+		tmp, cleanup, compressed, err := a.decompressArchive(s, file, display)
 		switch {
 		case err != nil:
-			return "", true, fmt.Errorf("import %s: %w", file, err)
+			return "", true, fmt.Errorf("import %s: %w", display, err)
 		case compressed && tmp == "":
 			return "", false, nil // a compressed ACI: WriteACI reads those itself
 		case compressed:
@@ -64,12 +120,12 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 	src, err := convert.Open(name)
 	if errors.Is(err, convert.ErrUnknownFormat) {
 		if st.IsDir() {
-			return "", true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", file)
+			return "", true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", display)
 		}
 		return "", false, nil
 	}
 	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", file, err)
+		return "", true, fmt.Errorf("import %s: %w", display, err)
 	}
 	defer src.Close()
 	im, err := src.Image(a.image)
@@ -80,10 +136,10 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 			list = append(list, i.String())
 		}
 		return "", true, usagef("import %s: it holds %d images: select one with --image REF or --image sha256:DIGEST: %s",
-			file, len(several.Images), strings.Join(list, "; "))
+			display, len(several.Images), strings.Join(list, "; "))
 	}
 	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", file, err)
+		return "", true, fmt.Errorf("import %s: %w", display, err)
 	}
 	if !a.quiet && isTerminal(a.stderr) {
 		bars := &layerBars{a: a}
@@ -92,7 +148,7 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 	}
 	key, err = im.Import(s, fi)
 	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", file, err)
+		return "", true, fmt.Errorf("import %s: %w", display, err)
 	}
 	return key, true, nil
 }
@@ -130,7 +186,7 @@ func (b *layerBars) done() {
 // tar is first written out to a temp file in the store (tmp, removed by
 // cleanup). compressed is false when file is not gzip, zstd or xz; tmp is
 // "" (and nothing was written) when the tar inside starts like an ACI.
-func (a *app) decompressArchive(s *store.Store, file string) (tmp string, cleanup func(), compressed bool, err error) {
+func (a *app) decompressArchive(s *store.Store, file, display string) (tmp string, cleanup func(), compressed bool, err error) {
 	open := func() (io.Reader, func(), error) {
 		f, err := os.Open(file)
 		if err != nil {
@@ -195,7 +251,7 @@ func (a *app) decompressArchive(s *store.Store, file string) (tmp string, cleanu
 		os.Remove(f.Name())
 	}
 	var w io.Writer = f
-	if bar := a.progressBar(-1, "decompressing "+file); bar != nil {
+	if bar := a.progressBar(-1, "decompressing "+display); bar != nil {
 		w = io.MultiWriter(f, bar)
 		defer bar.Finish()
 	}

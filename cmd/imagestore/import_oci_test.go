@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,55 @@ func TestImportCompressedArchive(t *testing.T) {
 	keys := strings.Fields(out2.String())
 	if len(keys) != 2 || keys[0] != strings.TrimSpace(out1.String()) {
 		t.Errorf("keys %q, want the plain archive's %q first", keys, out1.String())
+	}
+	tmp, _ := os.ReadDir(filepath.Join(storeDir, "tmp"))
+	for _, e := range tmp {
+		if e.Type().IsRegular() {
+			t.Errorf("left in tmp/: %s", e.Name())
+		}
+	}
+}
+
+// TestImportStdin: docker save IMAGE | imagestore import - gives the key
+// the file gives, from a pipe and from a redirected file; an ACI on
+// standard input still imports.
+func TestImportStdin(t *testing.T) {
+	dir := t.TempDir()
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "image.tar")
+	ref, _ := name.NewTag("example.com/piped:1")
+	if err := tarball.WriteToFile(archive, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(archive)
+	aci, _ := os.ReadFile("../../testdata/hello.aci")
+	storeDir := t.TempDir()
+	imp := func(stdin io.Reader, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(append([]string{"--dir", storeDir, "import"}, args...), stdin, &out, &errOut); code != exitOK {
+			t.Fatalf("import %v: exit %d: %s", args, code, errOut.String())
+		}
+		return strings.TrimSpace(out.String())
+	}
+	want := imp(strings.NewReader(""), archive)
+	if got := imp(bytes.NewReader(data), "-"); got != want {
+		t.Errorf("from a pipe: %q, want %q", got, want)
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := imp(f, "-"); got != want {
+		t.Errorf("from a redirected file: %q, want %q", got, want)
+	}
+	aciKey := imp(strings.NewReader(""), "../../testdata/hello.aci")
+	if got := imp(bytes.NewReader(aci), "-"); got != aciKey {
+		t.Errorf("an ACI on stdin: %q, want %q", got, aciKey)
 	}
 	tmp, _ := os.ReadDir(filepath.Join(storeDir, "tmp"))
 	for _, e := range tmp {
