@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -482,5 +483,40 @@ func TestPartialIndex(t *testing.T) {
 	}
 	if a, _ := im.Manifest().GetLabel("arch"); a != "amd64" || im.Info().Platform != "linux/amd64" {
 		t.Errorf("picked %s %s", a, im.Info().Platform)
+	}
+}
+
+// TestDockerLayerSymlinks: docker 1.10-24 saves a layer that repeats an
+// earlier one as a symlink to the earlier layer.tar.
+func TestDockerLayerSymlinks(t *testing.T) {
+	same := layerTar(t, file("same", "same"))
+	img := buildImage(t, plainLayers, same, layerTar(t, whiteout("same")), same)
+	p := writeDocker110(t, t.TempDir(), namedImage{"x:1", img})
+	ids := v1IDs(t, img, "docker1100")
+	in := must(os.Open(p))
+	defer in.Close()
+	out := filepath.Join(t.TempDir(), "linked.tar")
+	f := must(os.Create(out))
+	tr, tw := tar.NewReader(in), tar.NewWriter(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == ids[2]+"/layer.tar" {
+			h = &tar.Header{Typeflag: tar.TypeSymlink, Name: h.Name, Linkname: "../" + ids[0] + "/layer.tar", ModTime: h.ModTime}
+		}
+		tw.WriteHeader(h)
+		io.Copy(tw, tr)
+	}
+	tw.Close()
+	f.Close()
+	aci, _ := convertFile(t, out, "")
+	compareTrees(t, aciTree(t, aci), referenceTree(t, uncompressedLayers(t, img)))
+	if tree := aciTree(t, aci); tree["same"].sum != sumOf("same") {
+		t.Errorf("the repeated layer was not applied: %v", tree)
 	}
 }
