@@ -72,11 +72,15 @@ unless --quiet. --json prints one JSON document: {"imported": [{"file",
 	}
 	cmd.Flags().BoolVar(&latest, "latest", false, "mark the images as the latest of their name (as fetched without a version)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	a.addImageFlag(cmd)
 	return cmd
 }
 
 // importFile writes one file ("-": standard input) into the store.
 func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (string, error) {
+	if key, ok, err := a.importImage(s, file, fi); ok {
+		return key, err
+	}
 	var (
 		in   *os.File
 		name = file

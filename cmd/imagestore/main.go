@@ -41,6 +41,7 @@ type app struct {
 
 	dir   string // --dir
 	quiet bool   // --quiet
+	image string // import --image
 }
 
 // run executes the command line args and returns the exit status. Errors
