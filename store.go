@@ -64,23 +64,16 @@ func NewStore(dir string) (*Store, error) {
 }
 
 // lockedShell is a Store without its database: the directories made, the
-// diskv stores set up and the store lock held (shared).
+// diskv stores set up and the store lock held (shared). An rkt store that
+// has not been adopted is refused before anything is created in it.
 func lockedShell(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
-	}
-	dir, err := filepath.Abs(dir)
+	s, err := newShell(dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		dir:       dir,
-		lockDir:   filepath.Join(dir, "imagelocks"),
-		tmpDir:    filepath.Join(dir, "tmp"),
-		blobs:     newDiskv(filepath.Join(dir, "blob")),
-		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
-		closed:    new(atomic.Bool),
-		cache:     newManifestCache(),
+	dir = s.dir
+	if err := checkAdopted(dir); err != nil {
+		return nil, err
 	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
@@ -91,6 +84,26 @@ func lockedShell(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newShell is the Store value for dir, with nothing created or locked.
+func newShell(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		dir:       dir,
+		lockDir:   filepath.Join(dir, "imagelocks"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		blobs:     newDiskv(filepath.Join(dir, "blob")),
+		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		closed:    new(atomic.Bool),
+		cache:     newManifestCache(),
+	}, nil
 }
 
 // layout lists the directories of a store.
