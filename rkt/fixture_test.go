@@ -460,8 +460,8 @@ func checkFiles(t *testing.T, _ *store.Store, dir string, files []any) {
 			continue
 		}
 		added = append(added, p)
-		if st.mode.IsDir() && st.mode != wantDirMode || st.mode.IsRegular() && st.mode != wantFileMode {
-			t.Errorf("%s: mode %v", p, st.mode)
+		if st.Mode.IsDir() && st.Mode != wantDirMode || st.Mode.IsRegular() && st.Mode != wantFileMode {
+			t.Errorf("%s: mode %v", p, st.Mode)
 		}
 	}
 	sort.Strings(added)
