@@ -146,6 +146,9 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 	if isAdopted(dir) {
 		return &AdoptReport{AlreadyAdopted: true}, nil
 	}
+	if read == nil {
+		return nil, fmt.Errorf("adopt: %w: no AdoptSource", ErrInvalidArgument)
+	}
 	if _, err := os.Stat(rktDBPath(dir)); err != nil {
 		return nil, fmt.Errorf("adopt %s: no rkt database: %w", dir, err)
 	}
@@ -334,7 +337,7 @@ func shareModes(dir string) error {
 		if err != nil {
 			return err
 		}
-		if fi.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSetuid|fs.ModeSticky) == want&(fs.ModePerm|fs.ModeSetgid) {
+		if fi.Mode()&(fs.ModePerm|fs.ModeSetgid|fs.ModeSetuid|fs.ModeSticky) == want&^fs.ModeDir {
 			return nil
 		}
 		return os.Chmod(p, want)
