@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	store "github.com/imagestore/imagestore"
 )
@@ -289,5 +290,34 @@ func write(t *testing.T, p string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o660); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// While rkt holds its database lock (an exclusive flock on db/, taken
+// around each of its transactions), the database is not copied: reading
+// and adopting fail with an error that says rkt is using the store, and
+// change nothing.
+func TestReadWaitsForRktDatabaseLock(t *testing.T) {
+	dir := unpackFixture(t)
+	before := snapshot(t, dir)
+	held, err := lockDir(filepath.Join(dir, "db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	defer func(w time.Duration) { lockWait = w }(lockWait)
+	lockWait = 200 * time.Millisecond
+	if _, _, err := ReadDB(dir); err == nil || !strings.Contains(err.Error(), "rkt is using the store") {
+		t.Errorf("ReadDB under rkt's database lock: %v", err)
+	}
+	if _, err := Adopt(dir); err == nil || !strings.Contains(err.Error(), "rkt is using the store") {
+		t.Errorf("Adopt under rkt's database lock: %v", err)
+	}
+	requireUnchanged(t, dir, before)
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Adopt(dir); err != nil || len(rep.Images) != 12 {
+		t.Errorf("Adopt once rkt let go: %+v, %v", rep, err)
 	}
 }

@@ -42,11 +42,11 @@ var (
 // v1.30.0's (tables version, aciinfo and remote).
 const SchemaVersion = 7
 
-const (
-	dbFileName = "ql.db"
-	// lockWait bounds how long rkt's locks are waited for.
-	lockWait = 30 * time.Second
-)
+const dbFileName = "ql.db"
+
+// lockWait bounds how long rkt's locks are waited for (a variable for the
+// tests).
+var lockWait = 30 * time.Second
 
 func init() { ql.RegisterDriver() }
 
