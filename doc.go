@@ -48,6 +48,14 @@
 // with the same key, and the image is stored once. A stream returned by
 // ReadStream stays readable after the image is removed.
 //
+// # Adopting an rkt store
+//
+// rkt's own store has the same layout, with its metadata in a ql database
+// (db/ql.db). NewStore refuses it with ErrNeedsAdoption, creating nothing;
+// Adopt, with the reader of package github.com/imagestore/imagestore/rkt
+// (rkt.Adopt), records every row and remote rkt kept, each image re-hashed
+// against its key first. ql.db is read from a copy and left as it was.
+//
 // # Caveats
 //
 //   - flock locks are advisory and are not reliable on network filesystems

@@ -35,7 +35,9 @@ type Store struct {
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
-// Stores, in one process or many, may be open on the same directory.
+// Stores, in one process or many, may be open on the same directory. A
+// store written by rkt is refused with ErrNeedsAdoption until it has been
+// adopted (Adopt), and nothing is created in it.
 //
 // The database schema is migrated when it is older than this code: the
 // store lock is then taken exclusively (waiting up to 30 s for other users)
