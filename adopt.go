@@ -156,10 +156,11 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 		return nil, wrap(err, "adopt")
 	}
 	defer s.storeLock.close()
-	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+	locked, err := s.storeLock.exclusive(migrateLockWait, func() bool { return isAdopted(dir) })
+	if err != nil {
 		return nil, wrap(err, "adopt %s", dir)
 	}
-	if isAdopted(dir) { // by another process while we waited
+	if !locked || isAdopted(dir) { // by another process while we waited
 		return &AdoptReport{AlreadyAdopted: true}, nil
 	}
 	images, remotes, err := read(dir)

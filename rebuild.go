@@ -38,7 +38,8 @@ type RebuildReport struct {
 // LastUsed. Remotes and latest marks are not in the blobs and are lost.
 //
 // The previous database, if any, is moved aside into
-// db-backups/broken-<time>/, never deleted. Rebuild needs the store to
+// db-backups/broken-<time>/ (or previous-<time>/ when it was readable),
+// never deleted. Rebuild needs the store to
 // itself: it waits up to 30 s for other processes to close it.
 //
 // A store written by rkt and not yet adopted is refused with
@@ -51,7 +52,7 @@ func Rebuild(dir string) (*RebuildReport, error) {
 	}
 	dir = s.dir
 	defer s.storeLock.close()
-	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+	if _, err := s.storeLock.exclusive(migrateLockWait, func() bool { return false }); err != nil {
 		return nil, wrap(err, "rebuild")
 	}
 
@@ -152,8 +153,9 @@ func (s *Store) recordBlob(tx *sql.Tx, f storedFile, row *ACIInfo) (*ACIInfo, *P
 }
 
 // moveDatabaseAside moves db/store.db and its -wal and -shm files into
-// db-backups/broken-<time>/ and returns that directory ("" if there was no
-// database).
+// db-backups/broken-<time>/, or db-backups/previous-<time>/ when the
+// database could be read (a rebuild of a healthy store), and returns that
+// directory ("" if there was no database).
 func moveDatabaseAside(dir string) (string, error) {
 	db := dbPath(dir)
 	var present []string
@@ -165,7 +167,11 @@ func moveDatabaseAside(dir string) (string, error) {
 	if len(present) == 0 {
 		return "", nil
 	}
-	aside := filepath.Join(dir, "db-backups", "broken-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	kind := "broken-"
+	if databaseReadable(db) {
+		kind = "previous-"
+	}
+	aside := filepath.Join(dir, "db-backups", kind+time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := mkdirShared(aside); err != nil {
 		return "", err
 	}
@@ -175,6 +181,18 @@ func moveDatabaseAside(dir string) (string, error) {
 		}
 	}
 	return aside, syncDir(filepath.Dir(db))
+}
+
+// databaseReadable reports whether the database at path opens read-only
+// and has a schema version this library knows.
+func databaseReadable(path string) bool {
+	d, err := sql.Open(sqliteDriver, dsn(path, readConn))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	v, err := schemaVersion(d)
+	return err == nil && v >= 1 && v <= dbVersion
 }
 
 // needsRebuild explains why a database that NewStore could not read, or
