@@ -21,6 +21,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	store "github.com/imagestore/imagestore"
+	"modernc.org/ql"
 )
 
 // rkt v1.30.0's schema (version 7), as its store creates it: rkt's "int"
@@ -34,6 +35,10 @@ var rktSchema = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS blobkeyidx ON aciinfo (blobkey)`,
 	`CREATE INDEX IF NOT EXISTS nameidx ON aciinfo (name)`,
 }
+
+// The tests write rkt databases as rkt did, through ql's database/sql
+// driver.
+func init() { ql.RegisterDriver() }
 
 func openQL(t *testing.T, path string) *sql.DB {
 	t.Helper()

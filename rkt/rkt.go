@@ -14,7 +14,6 @@ package rkt
 
 import (
 	"crypto/sha1"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -47,8 +46,6 @@ const dbFileName = "ql.db"
 // lockWait bounds how long rkt's locks are waited for (a variable for the
 // tests).
 var lockWait = 30 * time.Second
-
-func init() { ql.RegisterDriver() }
 
 // Adopt adopts the rkt store in dir (what rkt keeps as /var/lib/rkt/cas):
 // store.Adopt with the rows of rkt's database, read while store.Adopt
@@ -140,8 +137,10 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// readCopy reads the rows from a private copy of rkt's database. ql may
-// panic on a damaged file: that is an ErrCorruptDB, not a crash.
+// readCopy reads the rows from a private copy of rkt's database. It uses
+// ql's own API rather than its database/sql driver: the driver runs each
+// query on a goroutine of its own, where a panic of ql's on a damaged file
+// would end the process. Here one is recovered as an ErrCorruptDB.
 func readCopy(path string) (images []*store.ACIInfo, remotes []*store.Remote, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -149,23 +148,18 @@ func readCopy(path string) (images []*store.ACIInfo, remotes []*store.Remote, er
 			err = fmt.Errorf("read rkt database: %w: %v", ErrCorruptDB, p)
 		}
 	}()
-	db, err := sql.Open("ql", path)
+	db, err := ql.OpenFile(path, &ql.Options{})
 	if err != nil {
 		return nil, nil, corrupt(err)
 	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		return nil, nil, corrupt(err)
-	}
-	defer tx.Rollback() // a read: nothing to commit
-	if err := checkSchema(tx); err != nil {
+	defer db.Close() // a copy, only read: nothing to keep
+	if err := checkSchema(db); err != nil {
 		return nil, nil, err
 	}
-	if images, err = readImages(tx); err != nil {
+	if images, err = readImages(db); err != nil {
 		return nil, nil, corrupt(err)
 	}
-	if remotes, err = readRemotes(tx); err != nil {
+	if remotes, err = readRemotes(db); err != nil {
 		return nil, nil, corrupt(err)
 	}
 	return images, remotes, nil
@@ -175,120 +169,122 @@ func corrupt(err error) error {
 	return fmt.Errorf("read rkt database: %w: %v", ErrCorruptDB, err)
 }
 
+// query runs one SELECT and returns its rows, each with want columns.
+func query(db *ql.DB, q string, want int) ([][]any, error) {
+	rss, _, err := db.Run(nil, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(rss) != 1 {
+		return nil, fmt.Errorf("%s: %d record sets", q, len(rss))
+	}
+	rows, err := rss[0].Rows(-1, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if len(r) != want {
+			return nil, fmt.Errorf("%s: a row of %d columns, want %d", q, len(r), want)
+		}
+	}
+	return rows, nil
+}
+
 // checkSchema checks that the database has rkt's tables at version 7.
-func checkSchema(tx *sql.Tx) error {
-	rows, err := tx.Query(`SELECT Name FROM __Table`)
+func checkSchema(db *ql.DB) error {
+	rows, err := query(db, `SELECT Name FROM __Table`, 1)
 	if err != nil {
 		return corrupt(err)
 	}
 	tables := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return corrupt(err)
+	for _, r := range rows {
+		if name, ok := r[0].(string); ok {
+			tables[name] = true
 		}
-		tables[name] = true
 	}
-	if err := rows.Err(); err != nil {
-		return corrupt(err)
-	}
-	rows.Close()
 	for _, t := range []string{"version", "aciinfo", "remote"} {
 		if !tables[t] {
 			return corrupt(fmt.Errorf("no table %s: not an rkt store database", t))
 		}
 	}
-	var versions []int64
-	rows, err = tx.Query(`SELECT version FROM version`)
+	rows, err = query(db, `SELECT version FROM version`, 1)
 	if err != nil {
 		return corrupt(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var v sql.NullInt64
-		if err := rows.Scan(&v); err != nil {
-			return corrupt(err)
-		}
-		versions = append(versions, v.Int64)
+	if len(rows) != 1 {
+		return corrupt(fmt.Errorf("the version table has %d rows, want 1", len(rows)))
 	}
-	if err := rows.Err(); err != nil {
-		return corrupt(err)
+	var v int64
+	if err := scan(rows[0], &v); err != nil {
+		return corrupt(fmt.Errorf("version: %v", err))
 	}
-	if len(versions) != 1 {
-		return corrupt(fmt.Errorf("the version table has %d rows, want 1", len(versions)))
-	}
-	if versions[0] != SchemaVersion {
+	if v != SchemaVersion {
 		return fmt.Errorf("read rkt database: %w: %d, this reads %d (rkt v1.30.0's): open the store once with rkt v1.30.0, which migrates it",
-			ErrUnsupportedVersion, versions[0], SchemaVersion)
+			ErrUnsupportedVersion, v, SchemaVersion)
 	}
 	return nil
 }
 
-// readImages reads every row of aciinfo. Columns that an old migration of
-// rkt's left NULL read as their zero value, as their DEFAULT says.
-func readImages(tx *sql.Tx) ([]*store.ACIInfo, error) {
-	rows, err := tx.Query(`SELECT blobkey, name, importtime, lastused, latest, size, treestoresize FROM aciinfo`)
+// scan copies the values of a row into dsts (*string, *int64, *bool or
+// *time.Time). NULL, which columns added by rkt's migrations may hold in
+// old rows, reads as the zero value, as the columns' DEFAULT says.
+func scan(row []any, dsts ...any) error {
+	for i, dst := range dsts {
+		v := row[i]
+		if v == nil {
+			continue
+		}
+		ok := false
+		switch d := dst.(type) {
+		case *string:
+			*d, ok = v.(string)
+		case *int64:
+			*d, ok = v.(int64)
+		case *bool:
+			*d, ok = v.(bool)
+		case *time.Time:
+			*d, ok = v.(time.Time)
+		}
+		if !ok {
+			return fmt.Errorf("column %d holds a %T, want a %T", i, v, dst)
+		}
+	}
+	return nil
+}
+
+// readImages reads every row of aciinfo.
+func readImages(db *ql.DB) ([]*store.ACIInfo, error) {
+	rows, err := query(db, `SELECT blobkey, name, importtime, lastused, latest, size, treestoresize FROM aciinfo`, 7)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*store.ACIInfo
-	for rows.Next() {
-		var (
-			key, name           sql.NullString
-			imported, used      sql.NullTime
-			latest              sql.NullBool
-			size, treeStoreSize sql.NullInt64
-		)
-		if err := rows.Scan(&key, &name, &imported, &used, &latest, &size, &treeStoreSize); err != nil {
-			return nil, err
+	out := make([]*store.ACIInfo, 0, len(rows))
+	for _, r := range rows {
+		ai := &store.ACIInfo{}
+		if err := scan(r, &ai.BlobKey, &ai.Name, &ai.ImportTime, &ai.LastUsed, &ai.Latest, &ai.Size, &ai.TreeStoreSize); err != nil {
+			return nil, fmt.Errorf("aciinfo row %q: %v", ai.BlobKey, err)
 		}
-		out = append(out, &store.ACIInfo{
-			BlobKey:       key.String,
-			Name:          name.String,
-			ImportTime:    imported.Time,
-			LastUsed:      used.Time,
-			Latest:        latest.Bool,
-			Size:          size.Int64,
-			TreeStoreSize: treeStoreSize.Int64,
-		})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		out = append(out, ai)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].BlobKey < out[j].BlobKey })
 	return out, nil
 }
 
 // readRemotes reads every row of remote.
-func readRemotes(tx *sql.Tx) ([]*store.Remote, error) {
-	rows, err := tx.Query(`SELECT aciurl, sigurl, etag, blobkey, cachemaxage, downloadtime FROM remote`)
+func readRemotes(db *ql.DB) ([]*store.Remote, error) {
+	rows, err := query(db, `SELECT aciurl, sigurl, etag, blobkey, cachemaxage, downloadtime FROM remote`, 6)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*store.Remote
-	for rows.Next() {
-		var (
-			aciURL, sigURL, etag, key sql.NullString
-			maxAge                    sql.NullInt64
-			downloaded                sql.NullTime
-		)
-		if err := rows.Scan(&aciURL, &sigURL, &etag, &key, &maxAge, &downloaded); err != nil {
-			return nil, err
+	out := make([]*store.Remote, 0, len(rows))
+	for _, row := range rows {
+		r := &store.Remote{}
+		var maxAge int64
+		if err := scan(row, &r.ACIURL, &r.SigURL, &r.ETag, &r.BlobKey, &maxAge, &r.DownloadTime); err != nil {
+			return nil, fmt.Errorf("remote row %q: %v", r.ACIURL, err)
 		}
-		out = append(out, &store.Remote{
-			ACIURL:       aciURL.String,
-			SigURL:       sigURL.String,
-			ETag:         etag.String,
-			BlobKey:      key.String,
-			CacheMaxAge:  int(maxAge.Int64),
-			DownloadTime: downloaded.Time,
-		})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		r.CacheMaxAge = int(maxAge)
+		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ACIURL < out[j].ACIURL })
 	return out, nil
