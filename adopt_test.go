@@ -112,3 +112,38 @@ func TestAdoptRktStore(t *testing.T) {
 		t.Errorf("second Adopt: %+v, %v", rep, err)
 	}
 }
+
+// A row whose name or size differs from its blob is adopted with the
+// blob's, and the correction reported; its other fields are kept.
+func TestAdoptCorrectsNameAndSize(t *testing.T) {
+	dir, key, img := rktLayout(t)
+	imported := time.Date(2018, 1, 2, 3, 4, 5, 6, time.UTC)
+	row := &ACIInfo{BlobKey: key, Name: "example.com/renamed", ImportTime: imported, LastUsed: imported,
+		Latest: true, Size: 1, TreeStoreSize: 77}
+	rep, err := Adopt(dir, func(string) ([]*ACIInfo, []*Remote, error) { return []*ACIInfo{row}, nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []ProblemKind
+	for _, p := range rep.Corrected {
+		kinds = append(kinds, p.Kind)
+	}
+	if !reflect.DeepEqual(kinds, []ProblemKind{ProblemNameMismatch, ProblemSizeMismatch}) || !reflect.DeepEqual(rep.Images, []string{key}) {
+		t.Fatalf("report %+v", rep)
+	}
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ai, err := s.GetACIInfoWithBlobKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ai.Name != "example.com/hello" || ai.Size != int64(len(img)) || !ai.Latest || ai.TreeStoreSize != 77 || !ai.ImportTime.Equal(imported) {
+		t.Errorf("adopted %+v", ai)
+	}
+	if vr, err := s.Verify(); err != nil || !vr.OK() {
+		t.Errorf("Verify: %+v, %v", vr, err)
+	}
+}

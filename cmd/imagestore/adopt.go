@@ -68,7 +68,7 @@ Standard output has one line per item: "image KEY", "remote URL",
 				return writeJSON(a.stdout, adoptOutput(dir, rep))
 			}
 			if rep.AlreadyAdopted {
-				fmt.Fprintf(a.stdout, "nothing to adopt: %s has been adopted already (it has db/store.db)\n", dir)
+				fmt.Fprintf(a.stdout, "nothing to adopt: %s already has this tool's database (db/store.db)\n", dir)
 				return nil
 			}
 			for _, k := range rep.Images {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -37,6 +38,14 @@ func TestAdoptRktStore(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and one line naming imagestore adopt", args, code, stdout, stderr)
 		}
 		rkttest.RequireUnchanged(t, dir, before)
+	}
+
+	nowhere := filepath.Join(out, "nowhere")
+	if code, _, stderr := runCLI("--dir", nowhere, "adopt"); code != exitFail || !strings.Contains(stderr, "no rkt database") {
+		t.Errorf("adopt on no store: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Lstat(nowhere); !os.IsNotExist(err) {
+		t.Errorf("adopt on no store created it: %v", err)
 	}
 
 	code, stdout, stderr := runCLI("--dir", dir, "adopt")
