@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -180,9 +182,11 @@ func keyPath(ds *diskv.Diskv, key string) string {
 	return filepath.Join(ds.BasePath, filepath.Join(shardPath(key)...), key)
 }
 
-// UpdateTreeStoreSize records the size of the image's rendered tree.
-//
-// TODO(sgotti) remove this when the treestore will save its images' sizes by itself
+// UpdateTreeStoreSize records the size of the image's rendered tree, as
+// rkt's tree store did after rendering an image; GetAllACIInfos and the
+// ACIInfo helpers return it. The size is the caller's: the store does not
+// look at the tree. A negative size is ErrInvalidArgument, an unknown key
+// ErrKeyNotFound.
 func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 	if err := s.live(); err != nil {
 		return err

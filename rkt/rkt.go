@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package rkt reads the metadata database of an image store written by rkt
 // (db/ql.db, rkt v1.x, schema version 7) and adopts such a store into
 // github.com/imagestore/imagestore with everything rkt recorded about it.

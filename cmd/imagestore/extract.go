@@ -385,7 +385,7 @@ func (x *extractor) mknod(rel string, hdr *tar.Header, kind uint32, dev uint64) 
 		return err
 	}
 	defer d.Close()
-	if err := unix.Mknodat(int(d.Fd()), path.Base(rel), kind|0o600, int(dev)); err != nil {
+	if err := mknodat(int(d.Fd()), path.Base(rel), kind|0o600, dev); err != nil {
 		return &fs.PathError{Op: "mknod", Path: rel, Err: err}
 	}
 	return x.attrs(rel, hdr)

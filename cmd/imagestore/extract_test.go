@@ -193,3 +193,67 @@ func describeTree(t *testing.T, root string) map[string]string {
 	}
 	return out
 }
+
+// TestActoolImage takes an image made by appc's own actool (found through
+// $IMAGESTORE_ACTOOL or on $PATH; CI builds it) from the tree of
+// TestExtractMatchesGNUTar, and runs it through the command as an operator
+// would: import, verify, export, extract, rm. The export must be the tar
+// actool wrote, and the extraction what tar -xp makes of it.
+func TestActoolImage(t *testing.T) {
+	actool := os.Getenv("IMAGESTORE_ACTOOL")
+	if actool == "" {
+		var err error
+		if actool, err = exec.LookPath("actool"); err != nil {
+			t.Skip("actool not found: set $IMAGESTORE_ACTOOL (.ci/run builds it)")
+		}
+	}
+	work := t.TempDir()
+	src := filepath.Join(work, "src")
+	buildRootfs(t, filepath.Join(src, "rootfs"))
+	manifest := `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/actool","labels":[{"name":"version","value":"1.0"},{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}]}`
+	if err := os.WriteFile(filepath.Join(src, "manifest"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	aci := filepath.Join(work, "image.aci")
+	runTool(t, actool, "build", src, aci)
+
+	cli := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"--dir", filepath.Join(work, "store"), "-q"}, args...)
+		if code := run(args, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+			t.Fatalf("imagestore %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
+		}
+		return strings.TrimSpace(stdout.String())
+	}
+	key := cli("import", aci)
+	cli("verify", key)
+	exported := filepath.Join(work, "exported.aci")
+	cli("export", key, exported)
+	ref := filepath.Join(work, "ref")
+	if err := os.Mkdir(ref, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// actool writes gzip; tar -xpf detects it, and the exported tar is
+	// actool's, decompressed.
+	runTool(t, "tar", "-xpf", aci, "-C", ref)
+	runTool(t, "sh", "-c", "gzip -dc < \"$0\" | cmp - \"$1\"", aci, exported)
+	got := filepath.Join(work, "got")
+	cli("extract", "example.com/actool:1.0", got)
+	want, have := describeTree(t, filepath.Join(ref, "rootfs")), describeTree(t, got)
+	for name, w := range want {
+		if strings.HasSuffix(w, " sparse") {
+			w = strings.TrimSuffix(w, " sparse") // actool does not write sparse files
+		}
+		if h := strings.TrimSuffix(have[name], " sparse"); h != w {
+			t.Errorf("%s:\n  extract: %s\n  tar -xp: %s", name, have[name], w)
+		}
+	}
+	if len(have) != len(want) {
+		t.Errorf("extract made %d entries, tar -xp %d", len(have), len(want))
+	}
+	if removed := cli("rm", key); removed != key {
+		t.Fatalf("rm printed %q, want %q", removed, key)
+	}
+	cli("verify")
+}
