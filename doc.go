@@ -56,7 +56,7 @@
 // no two users of a store wait for each other:
 //
 //  1. The store lock: a flock on DIR itself, shared for a Store's life,
-//     exclusive while NewStore migrates the schema or Rebuild runs
+//     exclusive while NewStore migrates the schema or Rebuild or Adopt runs
 //     (lock_unix.go: storeLock).
 //  2. A key lock: a flock on imagelocks/<key>, exclusive while the key's
 //     files change (WriteACI, RemoveACI, GC, recovery) and shared while
@@ -75,6 +75,14 @@
 // released. Temp files being ingested (tmp/.ingest-*) are flocked by
 // their writer for their whole life, so that recovery can tell a live one
 // from a dead one; no other lock is taken while waiting for them.
+//
+// # Adopting an rkt store
+//
+// rkt's own store has the same layout, with its metadata in a ql database
+// (db/ql.db). NewStore refuses it with ErrNeedsAdoption, creating nothing;
+// Adopt, with the reader of package github.com/imagestore/imagestore/rkt
+// (rkt.Adopt), records every row and remote rkt kept, each image re-hashed
+// against its key first. ql.db is read from a copy and left as it was.
 //
 // # Caveats
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +16,9 @@ import (
 )
 
 // ErrNeedsRebuild is returned by NewStore when the store's database is
-// corrupt, or missing while blob/ holds images (for example a store
-// written by rkt, whose database this library cannot read). Rebuild
-// recreates the database from the blobs.
+// corrupt, or missing while blob/ holds images. Rebuild recreates the
+// database from the blobs. (A store written by rkt gets ErrNeedsAdoption,
+// which matches ErrNeedsRebuild too.)
 var ErrNeedsRebuild = errors.New("the store's database must be rebuilt from its images: run store.Rebuild (imagestore rebuild)")
 
 // RebuildReport is what Rebuild did.
@@ -43,9 +44,9 @@ type RebuildReport struct {
 // never deleted. Rebuild needs the store to
 // itself: it waits up to 30 s for other processes to close it.
 //
-// Rebuild also adopts a store written by rkt: it has the same blob/ and
-// imageManifest/ layout, and its ql database (db/ql.db) is left in place,
-// unused.
+// A store written by rkt and not yet adopted is refused with
+// ErrNeedsAdoption, before anything is changed: Adopt keeps what rkt
+// recorded, which Rebuild would lose.
 func Rebuild(dir string) (*RebuildReport, error) {
 	s, err := lockedShell(dir)
 	if err != nil {
@@ -89,44 +90,68 @@ func Rebuild(dir string) (*RebuildReport, error) {
 
 // rebuildOne records the blob f in the new database, if it is sound.
 func (s *Store) rebuildOne(tx *sql.Tx, r *RebuildReport, f storedFile) error {
-	skip := func(kind ProblemKind, format string, args ...any) {
-		r.Skipped = append(r.Skipped, Problem{Kind: kind, Key: f.key, Path: f.path, Detail: fmt.Sprintf(format, args...)})
+	ai, p, err := s.recordBlob(tx, f, nil)
+	switch {
+	case err != nil:
+		return err
+	case p != nil:
+		r.Skipped = append(r.Skipped, *p)
+	default:
+		r.Images = append(r.Images, ai.BlobKey)
+	}
+	return nil
+}
+
+// recordBlob re-hashes the blob f, checks it against its key and records
+// it, with its label rows, in tx. The row is a copy of row, the previous
+// owner's record of the image (Adopt), with the name and size taken from
+// the blob; without one (Rebuild) it gets the file's modification time as
+// ImportTime and LastUsed and no latest mark. The manifest file is
+// rewritten from the blob when it differs. A blob that cannot be recorded
+// comes back as a Problem, with nothing written for it.
+func (s *Store) recordBlob(tx *sql.Tx, f storedFile, row *ACIInfo) (*ACIInfo, *Problem, error) {
+	problem := func(kind ProblemKind, format string, args ...any) (*ACIInfo, *Problem, error) {
+		return nil, &Problem{Kind: kind, Key: f.key, Path: f.path, Detail: fmt.Sprintf(format, args...)}, nil
 	}
 	if f.key == "" {
-		skip(ProblemStrayFile, "not named by a key")
-		return nil
+		return problem(ProblemStrayFile, "not named by a key")
 	}
 	key, size, im, err := inspectBlob(f.path)
 	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return problem(ProblemBlobMissing, "no blob file")
 	case err != nil:
-		skip(ProblemBlobCorrupt, "%v", err)
-		return nil
+		return problem(ProblemBlobCorrupt, "%v", err)
 	case key != f.key:
-		skip(ProblemBlobCorrupt, "content hashes to %s", key)
-		return nil
+		return problem(ProblemBlobCorrupt, "content hashes to %s", key)
 	}
 	imj, err := json.Marshal(im)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if old, err := os.ReadFile(s.manifestPath(key)); err != nil || string(old) != string(imj) {
 		if err := s.replaceManifest(key, imj); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	fi, err := os.Stat(f.path)
-	if err != nil {
-		return err
+	var ai ACIInfo
+	if row != nil {
+		ai = *row
+	} else {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return nil, nil, err
+		}
+		ai.ImportTime, ai.LastUsed = fi.ModTime(), fi.ModTime()
 	}
-	t := fi.ModTime()
-	if err := WriteACIInfo(tx, &ACIInfo{BlobKey: key, Name: im.Name.String(), ImportTime: t, LastUsed: t, Size: size}); err != nil {
-		return err
+	ai.BlobKey, ai.Name, ai.Size = key, im.Name.String(), size
+	if err := WriteACIInfo(tx, &ai); err != nil {
+		return nil, nil, err
 	}
-	if err := writeLabels(tx, key, im.Name.String(), im.Labels); err != nil {
-		return err
+	if err := writeLabels(tx, key, ai.Name, im.Labels); err != nil {
+		return nil, nil, err
 	}
-	r.Images = append(r.Images, key)
-	return nil
+	return &ai, nil, nil
 }
 
 // moveDatabaseAside moves db/store.db and its -wal and -shm files into

@@ -456,38 +456,6 @@ func TestNewStoreRefusesLostDatabase(t *testing.T) {
 	}
 }
 
-// TestAdoptRktStore opens a directory laid out by rkt: blob/ and
-// imageManifest/ as diskv wrote them, and a ql database in db/ql.db.
-func TestAdoptRktStore(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cas")
-	img := readFixture(t, "hello.aci")
-	key := "sha512-1c9abf1ff224a84ca981cdc055b964f83e457e08bd4a3a95006f7de38c5916d2"
-	blob := filepath.Join(dir, "blob", "sha512", key[7:9], key)
-	os.MkdirAll(filepath.Dir(blob), 0o770)
-	os.WriteFile(blob, img, 0o660)
-	os.MkdirAll(filepath.Join(dir, "db"), 0o770)
-	os.WriteFile(filepath.Join(dir, "db", "ql.db"), []byte("ql database"), 0o660)
-
-	_, err := NewStore(dir)
-	if !errors.Is(err, ErrNeedsRebuild) || !strings.Contains(err.Error(), "rkt") {
-		t.Fatalf("NewStore on an rkt store = %v", err)
-	}
-	if _, err := Rebuild(dir); err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got, err := s.GetACI("example.com/hello", nil); err != nil || got != key {
-		t.Fatalf("GetACI in the adopted store = %q, %v", got, err)
-	}
-	if !fileExists(filepath.Join(dir, "db", "ql.db")) {
-		t.Fatal("rkt's database was removed")
-	}
-}
-
 // TestManifestRewrittenFromBlob: the manifest file is a copy of the one in
 // the blob, written without fsync; a missing, empty or torn one (what a
 // power loss can leave) is rewritten from the blob when read.

@@ -40,7 +40,9 @@ type Store struct {
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
-// Stores, in one process or many, may be open on the same directory.
+// Stores, in one process or many, may be open on the same directory. A
+// store written by rkt is refused with ErrNeedsAdoption until it has been
+// adopted (Adopt), and nothing is created in it.
 //
 // The database schema is migrated when it is older than this code: the
 // store lock is then taken exclusively (waiting up to 30 s for other users)
@@ -80,23 +82,16 @@ func (s *Store) RecoveryError() error {
 }
 
 // lockedShell is a Store without its database: the directories made, the
-// diskv stores set up and the store lock held (shared).
+// diskv stores set up and the store lock held (shared). An rkt store that
+// has not been adopted is refused before anything is created in it.
 func lockedShell(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
-	}
-	dir, err := filepath.Abs(dir)
+	s, err := newShell(dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		dir:       dir,
-		lockDir:   filepath.Join(dir, "imagelocks"),
-		tmpDir:    filepath.Join(dir, "tmp"),
-		blobs:     newDiskv(filepath.Join(dir, "blob")),
-		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
-		closed:    new(atomic.Bool),
-		cache:     newManifestCache(),
+	dir = s.dir
+	if err := checkAdopted(dir); err != nil {
+		return nil, err
 	}
 	// Missing parents are made as mkdir -p makes them (the umask decides);
 	// nothing above the store directory takes the store's modes.
@@ -112,6 +107,26 @@ func lockedShell(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newShell is the Store value for dir, with nothing created or locked.
+func newShell(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		dir:       dir,
+		lockDir:   filepath.Join(dir, "imagelocks"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		blobs:     newDiskv(filepath.Join(dir, "blob")),
+		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		closed:    new(atomic.Bool),
+		cache:     newManifestCache(),
+	}, nil
 }
 
 // layout lists the directories of a store.

@@ -121,6 +121,7 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 		a.gcCommand(),
 		a.verifyCommand(),
 		a.rebuildCommand(),
+		a.adoptCommand(),
 	)
 	return root
 }

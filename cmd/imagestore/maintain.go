@@ -214,7 +214,8 @@ func (a *app) rebuildCommand() *cobra.Command {
 re-hashed and checked, its manifest re-read, and its record written anew
 with the file's modification time as import time. Remotes and latest marks
 are not kept in the images and are lost. The old database is moved into
-db-backups/, never deleted. It also adopts a store written by rkt.
+db-backups/, never deleted. A store written by rkt is refused: 'imagestore
+adopt' keeps what rkt recorded, which rebuild would lose.
 
 Run it when a command says the database must be rebuilt (corrupt or lost).
 It needs the store to itself and waits up to 30s for other users. The keys
@@ -223,7 +224,7 @@ recorded are reported as warnings on standard error. --json prints one
 JSON document: {"images", "skipped": [{"kind", "key", "path", "detail"}],
 "oldDatabase"}.`,
 		Example: `  imagestore rebuild
-  imagestore --dir /var/lib/rkt/cas rebuild`,
+  imagestore --dir /var/lib/imagestore rebuild --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.storeDir()
