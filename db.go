@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -122,27 +124,44 @@ func openDB(path string) (*db, error) {
 	if d.writeLock, err = openShared(filepath.Join(filepath.Dir(path), "write.lock")); err != nil {
 		return nil, wrap(err, "open database write lock")
 	}
-	if d.w, err = openPool(path, writeConn, 1); err != nil {
+	if err := d.openWriter(); err != nil {
 		return nil, err
-	}
-	// The first query opens the WAL and -shm files: on a full disk, with
-	// the reserve's help (diskfull.go).
-	var version string
-	err = withRoom(filepath.Dir(path), func() error {
-		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
-	}, d.releaseReserve)
-	if err != nil {
-		if strings.Contains(err.Error(), "CGO_ENABLED") {
-			// go-sqlite3 built without cgo is a stub that fails here.
-			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
-		}
-		return nil, wrap(err, "open database %s", path)
 	}
 	if d.r, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
 		return nil, err
 	}
 	d.q = newStmtCache(d.r)
 	return d, nil
+}
+
+// openWriter opens the write connection, which applies the connection
+// settings, in turn with the other processes opening the store: on a new
+// database the first connection switches the journal to WAL, which takes
+// SQLite's exclusive lock after a read lock, and SQLite does not wait for
+// that upgrade (it would deadlock), it fails at once with "database is
+// locked". The writers' queue (db/write.lock) makes the openers take turns.
+func (d *db) openWriter() (err error) {
+	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {
+		return wrap(err, "lock database for opening")
+	}
+	defer flock(d.writeLock, syscall.LOCK_UN)
+	if d.w, err = openPool(d.path, writeConn, 1); err != nil {
+		return err
+	}
+	// The first query opens the WAL and -shm files: on a full disk, with
+	// the reserve's help (diskfull.go).
+	var version string
+	err = withRoom(filepath.Dir(d.path), func() error {
+		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
+	}, d.releaseReserve)
+	if err != nil {
+		if strings.Contains(err.Error(), "CGO_ENABLED") {
+			// go-sqlite3 built without cgo is a stub that fails here.
+			return fmt.Errorf("open database %s: %w (%s)", d.path, err, driverHint)
+		}
+		return wrap(err, "open database %s", d.path)
+	}
+	return nil
 }
 
 func openPool(path string, mode connMode, conns int) (*sql.DB, error) {

@@ -38,6 +38,8 @@ func runChild(role, dir string) error {
 		return childSharedUser(dir)
 	case "contend":
 		return childContend(dir)
+	case "opener":
+		return childOpener(dir)
 	}
 	return fmt.Errorf("unknown child role %q", role)
 }

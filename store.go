@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -10,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,10 +35,14 @@ type Store struct {
 	tmpDir    string
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
 	cache     *manifestCache
+
+	recoveryErr error // what NewStore's recovery could not settle
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
-// Stores, in one process or many, may be open on the same directory.
+// Stores, in one process or many, may be open on the same directory. A
+// store written by rkt is refused with ErrNeedsAdoption until it has been
+// adopted (Adopt), and nothing is created in it.
 //
 // The database schema is migrated when it is older than this code: the
 // store lock is then taken exclusively (waiting up to 30 s for other users)
@@ -58,30 +65,39 @@ func NewStore(dir string) (*Store, error) {
 		return nil, wrap(err, "open store %s", s.dir)
 	}
 	// Best effort: what cannot be settled now (a file that will not go)
-	// stays recorded for the next open and for GC, which reports it.
-	s.recoverInFlight(false)
+	// stays recorded for the next open and for GC; RecoveryError tells.
+	if _, err := s.recoverInFlight(false); err != nil {
+		s.recoveryErr = wrap(err, "open store %s: recover what crashed processes left", s.dir)
+	}
 	fillReserve(s.dbDir()) // best effort too: on a full disk it waits for a removal
 	return s, nil
 }
 
+// RecoveryError returns what NewStore could not settle of the writes and
+// removals that crashed processes left in flight (a leftover file it could
+// not remove, for example), or nil. The store works all the same: such
+// leftovers have no database row, so no method sees them, and the next
+// NewStore and GC try again. GC returns the same kind of error.
+func (s *Store) RecoveryError() error {
+	return s.recoveryErr
+}
+
 // lockedShell is a Store without its database: the directories made, the
-// diskv stores set up and the store lock held (shared).
+// diskv stores set up and the store lock held (shared). An rkt store that
+// has not been adopted is refused before anything is created in it.
 func lockedShell(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
-	}
-	dir, err := filepath.Abs(dir)
+	s, err := newShell(dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		dir:       dir,
-		lockDir:   filepath.Join(dir, "imagelocks"),
-		tmpDir:    filepath.Join(dir, "tmp"),
-		blobs:     newDiskv(filepath.Join(dir, "blob")),
-		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
-		closed:    new(atomic.Bool),
-		cache:     newManifestCache(),
+	dir = s.dir
+	if err := checkAdopted(dir); err != nil {
+		return nil, err
+	}
+	// Missing parents are made as mkdir -p makes them (the umask decides);
+	// nothing above the store directory takes the store's modes.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
+		return nil, wrap(err, "create store directory")
 	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
@@ -92,6 +108,26 @@ func lockedShell(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newShell is the Store value for dir, with nothing created or locked.
+func newShell(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		dir:       dir,
+		lockDir:   filepath.Join(dir, "imagelocks"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		blobs:     newDiskv(filepath.Join(dir, "blob")),
+		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		closed:    new(atomic.Bool),
+		cache:     newManifestCache(),
+	}, nil
 }
 
 // layout lists the directories of a store.
@@ -148,9 +184,11 @@ func keyPath(ds *diskv.Diskv, key string) string {
 	return filepath.Join(ds.BasePath, filepath.Join(shardPath(key)...), key)
 }
 
-// UpdateTreeStoreSize records the size of the image's rendered tree.
-//
-// TODO(sgotti) remove this when the treestore will save its images' sizes by itself
+// UpdateTreeStoreSize records the size of the image's rendered tree, as
+// rkt's tree store did after rendering an image; GetAllACIInfos and the
+// ACIInfo helpers return it. The size is the caller's: the store does not
+// look at the tree. A negative size is ErrInvalidArgument, an unknown key
+// ErrKeyNotFound.
 func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 	if err := s.live(); err != nil {
 		return err
@@ -180,7 +218,8 @@ func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 //
 // Its errors are ErrWrongKeyPrefix ("wrong key prefix"), ErrKeyTooShort
 // ("image ID too short"), ErrInvalidKey (not lowercase hex),
-// ErrAmbiguousKey ("ambiguous image ID: <prefix>") and ErrKeyNotFound.
+// ErrAmbiguousKey ("ambiguous image ID: <prefix> matches <the first few
+// keys>") and ErrKeyNotFound.
 func (s *Store) ResolveKey(key string) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -200,7 +239,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 		}
 		return key, nil
 	}
-	ais, err := aciinfosWithKeyPrefix(s.db.q, key, 2)
+	ais, err := aciinfosWithKeyPrefix(s.db.q, key, ambiguousListed+1)
 	if err != nil {
 		return "", wrap(err, "resolve key")
 	}
@@ -210,8 +249,24 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	case 1:
 		return ais[0].BlobKey, nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrAmbiguousKey, key)
+	matches := make([]string, 0, ambiguousListed)
+	for _, ai := range ais[:min(len(ais), ambiguousListed)] {
+		matches = append(matches, ai.BlobKey[:shortKeyLen])
+	}
+	more := ""
+	if len(ais) > ambiguousListed {
+		more = ", and more"
+	}
+	return "", fmt.Errorf("%w: %q matches %s%s", ErrAmbiguousKey, key, strings.Join(matches, ", "), more)
 }
+
+// An ambiguous key's error lists the first ambiguousListed keys it
+// matches, each cut to shortKeyLen characters (sha512- and 12 hex digits,
+// as rkt shows keys).
+const (
+	ambiguousListed = 5
+	shortKeyLen     = len(hashPrefix) + 12
+)
 
 // ResolveName resolves an image name to a list of full keys and using the
 // store for resolution. found is false when no image has that name.
@@ -273,22 +328,25 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// WriteACI takes an ACI encapsulated in an io.Reader, decompresses it if
-// necessary, and then stores it in the store under a key based on the image
-// ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks the ACI
-// as the latest, for example an ACI discovered without asking for a
+// WriteACI takes an ACI encapsulated in an io.ReadSeeker, decompresses it
+// if necessary, and then stores it in the store under a key based on the
+// image ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks
+// the ACI as the latest, for example an ACI discovered without asking for a
 // specific version (latest pattern).
 //
 // The input may be a tar, or a tar compressed with gzip, bzip2 or xz
-// (detected by content, read from the start). It is read once, to its end:
-// a truncated or corrupt archive, or one without a valid manifest, is
+// (detected by content). WriteACI seeks r to its start once
+// (Seek(0, io.SeekStart)), then reads it once, forward, to its end: a
+// truncated or corrupt archive, or one without a valid manifest, is
 // refused with ErrInvalidImage and leaves nothing behind. Writing an image
 // that is already stored is harmless: its import time, last use and latest
 // flag are updated.
 //
-// The image is durable when WriteACI returns: the tar and the manifest are
-// fsynced and renamed into place before the database row that makes them
-// visible commits.
+// The image is durable when WriteACI returns: the tar is fsynced and
+// renamed into place, and its directory fsynced, before the database row
+// that makes it visible commits. The manifest file beside it is a copy of
+// the manifest inside the tar (see the Durability section of the package
+// documentation).
 func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -417,16 +475,27 @@ func rename(f *ingestFile, dst string) error {
 	return nil
 }
 
-// RemoveACI removes the ACI with the given key (a full key or an
-// unambiguous prefix). It firstly removes the aci infos and the remotes
+// RemoveACI removes the ACI with the given key, a full key as in rkt (a
+// prefix is an ErrInvalidKey error and removes nothing: resolve it with
+// ResolveKey first). It firstly removes the aci infos and the remotes
 // pointing at it inside the db, in one transaction, then it tries to remove
 // the non transactional data. If some error occurs removing some non
 // transactional data a *StoreRemovalError is returned; the image is gone
-// all the same and GC removes what was left.
+// all the same and GC removes what was left. An unknown key is an error
+// that matches ErrKeyNotFound.
 func (s *Store) RemoveACI(key string) error {
-	key, err := s.ResolveKey(key)
-	if err != nil {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkFullKey(key); err != nil {
 		return wrap(err, "remove image")
+	}
+	// An unknown key gets no lock file: none is left behind by mistyped keys.
+	if found, err := hasACIInfo(s.db.q, key); err != nil || !found {
+		if err == nil {
+			err = ErrKeyNotFound
+		}
+		return wrap(err, "remove image %s", key)
 	}
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
