@@ -189,6 +189,13 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 	if err := s.adoptInto(adopting, r, images, remotes); err != nil {
 		return nil, wrap(err, "adopt %s", dir)
 	}
+	// The database is whole in its file (adoptInto checkpointed it); the
+	// WAL and -shm files that its connections keep (db.go) are not needed.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(adopting + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, wrap(err, "adopt")
+		}
+	}
 	if err := shareModes(dir); err != nil {
 		return nil, wrap(err, "adopt %s: set file modes", dir)
 	}

@@ -14,6 +14,7 @@
 //	DIR/imageManifest/sha512/ab/sha512-ab… manifests (JSON)
 //	DIR/db/store.db (+ -wal, -shm)         SQLite: images, labels, remotes
 //	DIR/db/write.lock                      the writers' queue (flock)
+//	DIR/db/reserve                         space kept for removals on a full disk
 //	DIR/db-backups/                        copies taken before migrations
 //	DIR/imagelocks/sha512-ab…              one lock file per key
 //	DIR/tmp/                               temp files (same filesystem)
@@ -39,6 +40,13 @@
 // copy of the manifest inside the blob, rewritten from it if a power loss
 // tore it. LastUsed, recorded by ReadStream, is committed without waiting
 // for fsync.
+//
+// Full disk: on a filesystem at 100%, NewStore opens, the reads and Verify
+// work, and RemoveACI and GC remove images to free space; a write that
+// finds no space fails with ErrDiskFull and leaves nothing behind
+// (TestFullDisk, TestDiskFillsWhileOpen). Opening needs no new block because the WAL and -shm
+// files are kept across closes; a removal may use the 1 MiB that
+// db/reserve keeps allocated (diskfull.go).
 //
 // Concurrency: a Store is safe for concurrent use by goroutines, and many
 // processes may open the same directory. Each holds a shared flock on the

@@ -136,10 +136,7 @@ func TestConcurrentOpenersMigrateOnce(t *testing.T) {
 		if !strings.HasSuffix(backups[0], "-v1.db") {
 			t.Errorf("backup %s is not named for version 1", backups[0])
 		}
-		b, err := sql.Open(sqliteDriver, dsn(backups[0], readConn))
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := sql.OpenDB(connector{dsn: dsn(backups[0], readConn)})
 		v, err := schemaVersion(b)
 		b.Close()
 		if err != nil || v != 1 {

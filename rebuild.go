@@ -188,10 +188,7 @@ func moveDatabaseAside(dir string) (string, error) {
 // databaseReadable reports whether the database at path opens read-only
 // and has a schema version this library knows.
 func databaseReadable(path string) bool {
-	d, err := sql.Open(sqliteDriver, dsn(path, readConn))
-	if err != nil {
-		return false
-	}
+	d := sql.OpenDB(connector{dsn: dsn(path, readConn)})
 	defer d.Close()
 	v, err := schemaVersion(d)
 	return err == nil && v >= 1 && v <= dbVersion

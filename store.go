@@ -69,6 +69,7 @@ func NewStore(dir string) (*Store, error) {
 	if _, err := s.recoverInFlight(false); err != nil {
 		s.recoveryErr = wrap(err, "open store %s: recover what crashed processes left", s.dir)
 	}
+	fillReserve(s.dbDir()) // best effort too: on a full disk it waits for a removal
 	return s, nil
 }
 
@@ -175,6 +176,7 @@ func (s *Store) Do(fns ...func(*sql.Tx) error) error {
 }
 
 func (s *Store) blobPath(key string) string     { return keyPath(s.blobs, key) }
+func (s *Store) dbDir() string                  { return filepath.Dir(dbPath(s.dir)) }
 func (s *Store) manifestPath(key string) string { return keyPath(s.manifests, key) }
 
 // keyPath is where diskv keeps key: base/sha512/ab/sha512-ab….
@@ -315,6 +317,10 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 		}
 		return nil
 	})
+	if isDiskFull(err) {
+		// LastUsed is a hint for GC; a full disk must not stop reads.
+		err = nil
+	}
 	if err != nil {
 		f.Close()
 		return nil, wrap(err, "read image %s", key)
@@ -372,6 +378,12 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := s.beginIntent(key); err != nil {
 		return "", wrap(err, "write image")
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.unpublishLocked(key)
+		}
+	}()
 	hit("write-intent")
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
@@ -424,9 +436,31 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err != nil {
 		return "", wrap(err, "write image %s: record", key)
 	}
+	committed = true
 	hit("write-committed")
 	s.endIntent(key)
 	return key, nil
+}
+
+// unpublishLocked removes the files of key that a failed WriteACI may
+// have published (a full disk: no room for a shard directory, for the
+// manifest or for the commit), so that the failed call leaves nothing
+// behind. Files that a row names stay: the image was stored before, or
+// only the flush after the commit failed. On any doubt the intent stays,
+// for recovery. The key is locked exclusively.
+func (s *Store) unpublishLocked(key string) {
+	found, err := hasACIInfo(s.db.q, key)
+	if err != nil {
+		return
+	}
+	if !found {
+		for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+		}
+	}
+	s.endIntent(key)
 }
 
 // rename moves a written store temp file to dst, creating dst's directory.
@@ -476,11 +510,15 @@ func (s *Store) RemoveACI(key string) error {
 
 // removeLocked removes the image of key, which the caller has locked
 // exclusively: rows first, in one transaction, then the files.
+//
+// It must work on a full disk: room is made for the intent and the
+// transaction (diskfull.go), and the space reserve is filled again once
+// the files are gone.
 func (s *Store) removeLocked(key string) error {
-	if err := s.beginIntent(key); err != nil {
+	if err := s.db.withRoom(func() error { return s.beginIntent(key) }); err != nil {
 		return wrap(err, "remove image")
 	}
-	err := s.db.do(func(tx *sql.Tx) error {
+	err := s.db.doWithRoom(func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM aciinfo WHERE blobkey = ?`, key)
 		if err != nil {
 			return err
@@ -515,6 +553,7 @@ func (s *Store) removeLocked(key string) error {
 		return &StoreRemovalError{errors: errs}
 	}
 	s.endIntent(key)
+	fillReserve(s.dbDir()) // best effort: the next removal may need it
 	return nil
 }
 
@@ -605,8 +644,8 @@ func (s *Store) healManifest(key string) ([]byte, *schema.ImageManifest, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.replaceManifest(key, imj); err != nil {
-		return nil, nil, err
+	if err := s.replaceManifest(key, imj); err != nil && !isDiskFull(err) {
+		return nil, nil, err // on a full disk the blob's copy is served unwritten
 	}
 	return imj, im, nil
 }

@@ -465,7 +465,7 @@ func checkFiles(t *testing.T, _ *store.Store, dir string, files []any) {
 		}
 	}
 	sort.Strings(added)
-	if want := []string{"db/store.db", "db/store.db-shm", "db/store.db-wal", "db/write.lock"}; !reflect.DeepEqual(added, want) {
+	if want := []string{"db/reserve", "db/store.db", "db/store.db-shm", "db/store.db-wal", "db/write.lock"}; !reflect.DeepEqual(added, want) {
 		t.Errorf("adoption added %v, want %v", added, want)
 	}
 }
