@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -21,6 +23,12 @@ type ACIFetchInfo struct {
 }
 
 // ACIInfo is used to store information about an ACI.
+//
+// The exported functions of this file taking a *sql.Tx (GetACIInfos…,
+// WriteACIInfo, RemoveACIInfo) are rkt's helpers: run them inside
+// (*Store).Do, a write transaction, to combine them atomically with each
+// other and with the Remote helpers. The Store's own methods need no
+// transaction.
 type ACIInfo struct {
 	// BlobKey is the key in the blob/imageManifest store of the related
 	// ACI file and is the db primary key.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -80,6 +82,14 @@ const (
 
 func (m connMode) writes() bool { return m != readConn }
 
+// SQLite's result codes for a full disk: SQLITE_FULL when a write to the
+// database or the WAL found no space, SQLITE_IOERR_SHMSIZE when the -shm
+// file could not grow.
+const (
+	sqliteFull         = 13
+	sqliteIOErrShmSize = 10 | 19<<8
+)
+
 // synchronous is the SQLite synchronous setting of every connection: do
 // flushes the WAL itself (see the top of this file).
 const synchronous = "NORMAL"
@@ -122,16 +132,8 @@ func openDB(path string) (*db, error) {
 	if d.writeLock, err = openShared(filepath.Join(filepath.Dir(path), "write.lock")); err != nil {
 		return nil, wrap(err, "open database write lock")
 	}
-	if d.w, err = openPool(path, writeConn, 1); err != nil {
+	if err := d.openWriter(); err != nil {
 		return nil, err
-	}
-	var version string
-	if err := d.w.QueryRow("SELECT sqlite_version()").Scan(&version); err != nil {
-		if strings.Contains(err.Error(), "CGO_ENABLED") {
-			// go-sqlite3 built without cgo is a stub that fails here.
-			return nil, fmt.Errorf("open database %s: %w (%s)", path, err, driverHint)
-		}
-		return nil, wrap(err, "open database %s", path)
 	}
 	if d.r, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
 		return nil, err
@@ -140,20 +142,72 @@ func openDB(path string) (*db, error) {
 	return d, nil
 }
 
-func openPool(path string, mode connMode, conns int) (*sql.DB, error) {
-	p, err := sql.Open(sqliteDriver, dsn(path, mode))
-	if err != nil {
-		return nil, wrap(err, "open database")
+// openWriter opens the write connection, which applies the connection
+// settings, in turn with the other processes opening the store: on a new
+// database the first connection switches the journal to WAL, which takes
+// SQLite's exclusive lock after a read lock, and SQLite does not wait for
+// that upgrade (it would deadlock), it fails at once with "database is
+// locked". The writers' queue (db/write.lock) makes the openers take turns.
+func (d *db) openWriter() (err error) {
+	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {
+		return wrap(err, "lock database for opening")
 	}
+	defer flock(d.writeLock, syscall.LOCK_UN)
+	if d.w, err = openPool(d.path, writeConn, 1); err != nil {
+		return err
+	}
+	// The first query opens the WAL and -shm files: on a full disk, with
+	// the reserve's help (diskfull.go).
+	var version string
+	err = withRoom(filepath.Dir(d.path), func() error {
+		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
+	}, d.releaseReserve)
+	if err != nil {
+		if strings.Contains(err.Error(), "CGO_ENABLED") {
+			// go-sqlite3 built without cgo is a stub that fails here.
+			return fmt.Errorf("open database %s: %w (%s)", d.path, err, driverHint)
+		}
+		return wrap(err, "open database %s", d.path)
+	}
+	return nil
+}
+
+func openPool(path string, mode connMode, conns int) (*sql.DB, error) {
+	p := sql.OpenDB(connector{dsn: dsn(path, mode)})
 	p.SetMaxOpenConns(conns)
 	p.SetMaxIdleConns(conns)
 	p.SetConnMaxLifetime(0)
 	return p, nil
 }
 
+// connector opens the store's connections with the driver of this build
+// and keeps each one's WAL and -shm files when it closes (SQLite's
+// persistent WAL). A clean close would otherwise delete both, and the next
+// open would have to create them again: on a full disk it could not, and
+// the store could not even be opened to remove an image. Kept, the WAL's
+// blocks are reused by the next writes and the -shm file's by the next
+// open (SQLite truncates it and writes it again). Nothing else changes:
+// readers ignore the WAL's frames once they are in the database file.
+type connector struct{ dsn string }
+
+func (c connector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := sqliteDriver.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := persistWAL(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("keep the database's WAL: %w", err)
+	}
+	return conn, nil
+}
+
+func (c connector) Driver() driver.Driver { return sqliteDriver }
+
 func (d *db) close() error {
 	var errs []error
-	if d.q != nil {
+	if d.q != nil { // opened whole
+		d.trimWAL()
 		errs = append(errs, d.q.close())
 	}
 	for _, p := range []*sql.DB{d.r, d.w} {
@@ -167,6 +221,56 @@ func (d *db) close() error {
 	return errors.Join(errs...)
 }
 
+// walKeepMax bounds the WAL that close leaves in place (the WAL is kept:
+// see connector). SQLite checkpoints at 1000 pages, so a WAL is rarely
+// larger than 4 MiB; one transaction of a Rebuild or a migration can make
+// it as large as the database, and that space is given back.
+const walKeepMax = 8 << 20
+
+// trimWAL empties a WAL larger than walKeepMax, if no other connection
+// is using it.
+func (d *db) trimWAL() {
+	if fi, err := os.Stat(d.path + "-wal"); err == nil && fi.Size() > walKeepMax {
+		d.emptyWAL()
+	}
+}
+
+// emptyWAL copies the WAL into the database file and truncates it, which
+// frees its blocks, unless another connection is using it: it does not
+// wait for one. It reports whether it emptied the WAL.
+func (d *db) emptyWAL() bool {
+	c, err := d.w.Conn(bg)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(bg, `PRAGMA busy_timeout = 0`); err != nil {
+		return false
+	}
+	defer c.ExecContext(bg, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs))
+	var busy, frames, copied int
+	err = c.QueryRowContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	return err == nil && busy == 0
+}
+
+// reuseWAL copies the WAL into the database file without waiting for
+// anyone (a passive checkpoint), so that the next transaction may write
+// the WAL from its start, into blocks it already has.
+func (d *db) reuseWAL() bool {
+	_, err := d.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	return err == nil
+}
+
+// releaseReserve frees the space reserve (diskfull.go).
+func (d *db) releaseReserve() bool { return releaseReserve(filepath.Dir(d.path)) }
+
+// withRoom runs op, which needs a little new space (an inode), on a disk
+// that may be full (diskfull.go): if it fails for lack of space, the space
+// reserve is released, then the WAL emptied, each followed by another try.
+func (d *db) withRoom(op func() error) error {
+	return withRoom(filepath.Dir(d.path), op, d.releaseReserve, d.emptyWAL)
+}
+
 // do runs fns in one write transaction, in order, and returns once the
 // commit is durable. The transaction commits when all return nil and rolls
 // back when any returns an error or panics (the panic then continues).
@@ -178,6 +282,16 @@ func (d *db) do(fns ...func(*sql.Tx) error) error {
 		return err
 	}
 	return d.syncWAL()
+}
+
+// doWithRoom is do for writes that must work on a full disk (removals,
+// which free space; diskfull.go). When the transaction finds no room, the
+// WAL is first made reusable from its start, which keeps its blocks for
+// the next full-disk removal; then the space reserve is released; last,
+// the WAL is emptied. Each is followed by another try.
+func (d *db) doWithRoom(fns ...func(*sql.Tx) error) error {
+	return withRoom(filepath.Dir(d.path), func() error { return d.do(fns...) },
+		d.reuseWAL, d.releaseReserve, d.emptyWAL)
 }
 
 // doRelaxed is do for writes that may be lost by a power cut without harm
@@ -232,7 +346,7 @@ func (d *db) transact(fns ...func(*sql.Tx) error) (err error) {
 	}()
 	for _, fn := range fns {
 		if err := fn(tx); err != nil {
-			return err
+			return markDiskFull(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

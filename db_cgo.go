@@ -1,22 +1,47 @@
-//go:build cgo
+//go:build unix && cgo
 
 package store
 
 import (
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
+	"syscall"
 
-	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
+	"github.com/mattn/go-sqlite3"
 )
 
 // With cgo the store uses github.com/mattn/go-sqlite3, the SQLite C library
 // compiled in. db_nocgo.go selects a pure-Go driver instead; both read and
-// write the same database file.
-const sqliteDriver = "sqlite3"
+// write the same database file. The store opens its connections through
+// its own instance of the driver (db.go's connector), so it registers
+// nothing in database/sql and changes no other user of the driver.
+var sqliteDriver driver.Driver = &sqlite3.SQLiteDriver{}
 
 // driverHint is added to the error NewStore returns when the driver cannot
 // work at all, which for go-sqlite3 means a build with CGO_ENABLED=0.
 const driverHint = "go-sqlite3 needs cgo: build with CGO_ENABLED=1 and a C compiler"
+
+// persistWAL sets SQLITE_FCNTL_PERSIST_WAL on a new connection (db.go).
+func persistWAL(c driver.Conn) error {
+	sc, ok := c.(*sqlite3.SQLiteConn)
+	if !ok {
+		return fmt.Errorf("unexpected connection type %T", c)
+	}
+	return sc.SetFileControlInt("main", sqlite3.SQLITE_FCNTL_PERSIST_WAL, 1)
+}
+
+// sqliteDiskFull reports whether err is go-sqlite3's way of saying that the
+// disk is full (see sqliteFull).
+func sqliteDiskFull(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return int(se.Code) == sqliteFull || int(se.ExtendedCode) == sqliteIOErrShmSize ||
+		se.SystemErrno == syscall.ENOSPC || se.SystemErrno == syscall.EDQUOT
+}
 
 // dsn is the go-sqlite3 data source name of the database at path: WAL,
 // synchronous=NORMAL (db.go flushes the WAL), a busy timeout, foreign keys

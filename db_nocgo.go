@@ -1,23 +1,48 @@
-//go:build !cgo
+//go:build unix && !cgo
 
 package store
 
 import (
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 
-	_ "modernc.org/sqlite" // registers "sqlite"
+	"modernc.org/sqlite"
 )
 
 // Without cgo the store uses modernc.org/sqlite, SQLite translated to Go,
 // so that CGO_ENABLED=0 builds (static binaries) work. The schema, the SQL
 // and the file format are the same as with go-sqlite3 (db_cgo.go): a store
-// written by one build opens with the other.
-const sqliteDriver = "sqlite"
+// written by one build opens with the other. The store opens its
+// connections through its own instance of the driver (db.go's connector),
+// so it registers nothing and changes no other user of the driver.
+var sqliteDriver driver.Driver = &sqlite.Driver{}
 
 // driverHint is added to the error NewStore returns when the driver cannot
 // work at all. The pure-Go driver has no build requirement to point at.
 const driverHint = "pure-Go SQLite driver modernc.org/sqlite (CGO_ENABLED=0 build)"
+
+// persistWAL sets SQLITE_FCNTL_PERSIST_WAL on a new connection (db.go).
+func persistWAL(c driver.Conn) error {
+	fc, ok := c.(sqlite.FileControl)
+	if !ok {
+		return fmt.Errorf("unexpected connection type %T", c)
+	}
+	_, err := fc.FileControlPersistWAL("main", 1)
+	return err
+}
+
+// sqliteDiskFull reports whether err is modernc.org/sqlite's way of saying
+// that the disk is full (see sqliteFull). The driver reports extended
+// result codes, but not the OS's errno.
+func sqliteDiskFull(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code()&0xff == sqliteFull || se.Code() == sqliteIOErrShmSize
+}
 
 // dsn is the modernc.org/sqlite data source name of the database at path,
 // with the same settings as the go-sqlite3 one: WAL, synchronous=NORMAL

@@ -13,6 +13,8 @@
 //	DIR/blob/sha512/ab/sha512-ab…          uncompressed image tars
 //	DIR/imageManifest/sha512/ab/sha512-ab… manifests (JSON)
 //	DIR/db/store.db (+ -wal, -shm)         SQLite: images, labels, remotes
+//	DIR/db/write.lock                      the writers' queue (flock)
+//	DIR/db/reserve                         space kept for removals on a full disk
 //	DIR/db-backups/                        copies taken before migrations
 //	DIR/imagelocks/sha512-ab…              one lock file per key
 //	DIR/tmp/                               temp files (same filesystem)
@@ -42,6 +44,13 @@
 // committed without waiting for fsync. After a failed flush (EIO) a Store
 // refuses every later write until it is reopened.
 //
+// Full disk: on a filesystem at 100%, NewStore opens, the reads and Verify
+// work, and RemoveACI and GC remove images to free space; a write that
+// finds no space fails with ErrDiskFull and leaves nothing behind
+// (TestFullDisk, TestDiskFillsWhileOpen). Opening needs no new block because the WAL and -shm
+// files are kept across closes; a removal may use the 1 MiB that
+// db/reserve keeps allocated (diskfull.go).
+//
 // Concurrency: a Store is safe for concurrent use by goroutines, and many
 // processes may open the same directory. Each holds a shared flock on the
 // directory (exclusive only while a schema migration runs); each key has a
@@ -50,6 +59,41 @@
 // work from snapshots. Two processes writing the same image both succeed
 // with the same key, and the image is stored once. A stream returned by
 // ReadStream stays readable after the image is removed.
+//
+// # Locks
+//
+// Every lock the store takes, in the order they nest. A lock is only ever
+// taken while holding locks above it in this list, never below, so that
+// no two users of a store wait for each other:
+//
+//  1. The store lock: a flock on DIR itself, shared for a Store's life,
+//     exclusive while NewStore migrates the schema or Rebuild or Adopt runs
+//     (lock_unix.go: storeLock).
+//  2. A key lock: a flock on imagelocks/<key>, exclusive while the key's
+//     files change (WriteACI, RemoveACI, GC, recovery) and shared while
+//     they are read (ReadStream, a manifest rewritten from its blob). It
+//     is held only for the publishing or opening, never while a caller
+//     reads a stream (lock_unix.go: lockKey).
+//  3. The writers' queue: writeMu in the process, then an exclusive flock
+//     on db/write.lock between processes, held for one write transaction
+//     (and while a new Store's first connection is opened). Writers wait
+//     here, in the kernel's queue, rather than in SQLite's busy loop
+//     (db.go: transact, openWriter).
+//  4. SQLite's write lock, taken by BEGIN IMMEDIATE inside the queue; its
+//     readers take no lock that a writer waits for (WAL).
+//
+// The WAL flush that makes a commit durable runs after 3 and 4 are
+// released. Temp files being ingested (tmp/.ingest-*) are flocked by
+// their writer for their whole life, so that recovery can tell a live one
+// from a dead one; no other lock is taken while waiting for them.
+//
+// # Adopting an rkt store
+//
+// rkt's own store has the same layout, with its metadata in a ql database
+// (db/ql.db). NewStore refuses it with ErrNeedsAdoption, creating nothing;
+// Adopt, with the reader of package github.com/imagestore/imagestore/rkt
+// (rkt.Adopt), records every row and remote rkt kept, each image re-hashed
+// against its key first. ql.db is read from a copy and left as it was.
 //
 // # Caveats
 //

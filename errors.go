@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -52,6 +54,14 @@ var (
 	// written by a newer version of this library.
 	ErrSchemaTooNew = errors.New("store database schema is newer than this library supports")
 
+	// ErrDiskFull is returned when the store's filesystem has no space left
+	// (or the user's quota is used up) for what a call must write: an
+	// image's data or a database commit. Such a call leaves nothing behind.
+	// Reads, RemoveACI and GC keep working on a full disk, and removing
+	// images frees the space. The cause (syscall.ENOSPC, or SQLite's error)
+	// stays reachable with errors.Is and errors.As.
+	ErrDiskFull = errors.New("disk is full")
+
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("store is closed")
 )
@@ -92,11 +102,13 @@ func (e *StoreRemovalError) Error() string {
 func (e *StoreRemovalError) Unwrap() []error { return e.errors }
 
 // wrap adds context to err while keeping it reachable through errors.Is and
-// errors.As: the message reads "context: cause".
+// errors.As: the message reads "context: cause". An err that says the disk
+// is full, in the OS's words or SQLite's, also matches ErrDiskFull.
 func wrap(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
+	err = markDiskFull(err)
 	ctx := fmt.Sprintf(format, args...)
 	return errwrap.Wrap(fmt.Errorf("%s: %v", ctx, err), err)
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 // failpoint, when set, is called at named points of the write and remove

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -15,9 +17,12 @@ const (
 	filePerm = 0o660
 )
 
-// mkdirShared creates dir and any missing parents below root with dirPerm.
-// A parent directory is fsynced after a child is created in it, so that a
-// new directory survives a crash along with the files renamed into it.
+// mkdirShared creates dir, and any of its missing parents, with dirPerm.
+// It is called only for the store directory, whose parent exists
+// (lockedShell makes it), and for directories inside the store, so it never
+// makes or changes anything above the store. A parent directory is fsynced
+// after a child is created in it, so that a new directory survives a crash
+// along with the files renamed into it.
 func mkdirShared(dir string) error {
 	fi, err := os.Stat(dir)
 	if err == nil {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -78,6 +80,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 		keys = append(keys, k)
 	}
 	rows.Close()
+	hit("gc-listed")
 	var errs []error
 	for _, key := range keys {
 		kl, ok, err := tryLockKey(s.lockDir, key, true)
@@ -98,10 +101,15 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 		case opts.DryRun:
 			r.RemovedImages = append(r.RemovedImages, key)
 		default:
-			if err := s.removeLocked(key); err != nil {
+			err := s.removeLocked(key)
+			var leftovers *StoreRemovalError
+			if err == nil || errors.As(err, &leftovers) {
+				// Gone from the database; leftover files are in the error.
+				r.RemovedImages = append(r.RemovedImages, key)
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
-			r.RemovedImages = append(r.RemovedImages, key)
 		}
 		kl.unlock()
 	}

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -40,7 +42,8 @@ var (
 	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 )
 
-// ingested is an image read to its end and kept in a fsynced temp file.
+// ingested is an image read to its end and kept in a temp file, written but
+// not yet fsynced: WriteACI syncs it when it publishes it.
 type ingested struct {
 	file     *ingestFile
 	key      string

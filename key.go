@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -17,12 +19,12 @@ const (
 	lenHashKey = (lenHash / 2) * 2 // hex digits kept in a key
 	lenKey     = len(hashPrefix) + lenHashKey
 	minLenKey  = len(hashPrefix) + 2 // at least sha512-aa
-	maxLenKey  = len(hashPrefix) + 2*lenHash
 )
 
-// checkKey accepts a full key or a key prefix, sha512-[0-9a-f]{2,128}, and
-// returns it truncated to the length of a full key. Its errors are, in
-// order, ErrWrongKeyPrefix, ErrKeyTooShort and ErrInvalidKey.
+// checkKey accepts a full key or a key prefix, sha512-[0-9a-f]{2,64}. As in
+// rkt, a key longer than a full key is first truncated to that length, so
+// that whatever follows a full key is ignored. Its errors are, in order,
+// ErrWrongKeyPrefix, ErrKeyTooShort and ErrInvalidKey.
 func checkKey(key string) (string, error) {
 	if len(key) < len(hashPrefix) || key[:len(hashPrefix)] != hashPrefix {
 		return "", ErrWrongKeyPrefix
@@ -30,22 +32,21 @@ func checkKey(key string) (string, error) {
 	if len(key) < minLenKey {
 		return "", ErrKeyTooShort
 	}
-	if len(key) > maxLenKey || !isLowerHex(key[len(hashPrefix):]) {
-		return "", fmt.Errorf("%w: %s", ErrInvalidKey, quoteKey(key))
-	}
 	if len(key) > lenKey {
 		key = key[:lenKey]
+	}
+	if !isLowerHex(key[len(hashPrefix):]) {
+		return "", fmt.Errorf("%w: %s", ErrInvalidKey, quoteKey(key))
 	}
 	return key, nil
 }
 
 // checkFullKey accepts only a complete key (sha512- and 64 hex digits).
 func checkFullKey(key string) error {
-	k, err := checkKey(key)
-	if err != nil {
+	if _, err := checkKey(key); err != nil {
 		return err
 	}
-	if len(k) != lenKey || len(key) != lenKey {
+	if len(key) != lenKey {
 		return fmt.Errorf("%w: %s is not a full key (%d characters)", ErrInvalidKey, quoteKey(key), lenKey)
 	}
 	return nil

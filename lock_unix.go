@@ -39,24 +39,37 @@ func lockStore(dir string) (*storeLock, error) {
 	return &storeLock{f: f}, nil
 }
 
-// exclusive converts the shared lock into an exclusive one, waiting at most
-// timeout for other processes using the store to let go.
-func (l *storeLock) exclusive(timeout time.Duration) error {
+// exclusive trades the shared lock for an exclusive one, waiting at most
+// timeout for the other processes using the store to let go. flock cannot
+// convert a lock atomically (Linux drops the shared lock first), so while
+// it waits this Store holds no lock at all; it polls unneeded meanwhile,
+// and when that says the exclusive lock is no longer needed (another
+// process did the work) it takes the shared lock again and returns false.
+// On error the shared lock is taken again too, if it can be at once.
+func (l *storeLock) exclusive(timeout time.Duration, unneeded func() bool) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := flock(l.f, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return wrap(err, "lock store exclusively")
+			flock(l.f, syscall.LOCK_SH|syscall.LOCK_NB)
+			return false, wrap(err, "lock store exclusively")
+		}
+		if unneeded() {
+			return false, l.shared()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("store is in use by another process and its database must be migrated: close the other users of %s and retry", l.f.Name())
+			flock(l.f, syscall.LOCK_SH|syscall.LOCK_NB)
+			return false, fmt.Errorf("store is in use by another process and its database must be migrated: close the other users of %s and retry", l.f.Name())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(storeLockPoll)
 	}
 }
+
+// storeLockPoll is how often exclusive retries.
+const storeLockPoll = 50 * time.Millisecond
 
 func (l *storeLock) shared() error {
 	return wrap(flock(l.f, syscall.LOCK_SH), "lock store")

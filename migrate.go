@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -264,10 +266,35 @@ func (s *Store) openSchema() error {
 	if !canWriteDir(filepath.Dir(dbPath(s.dir))) {
 		return ErrDBUpdateNeedsRoot
 	}
-	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+	return s.migrateExclusive()
+}
+
+// migrateExclusive backs up and migrates the database under the store lock
+// taken exclusively, so that no user of an older schema has it open. Other
+// processes opening the store at the same moment want the same lock for
+// the same migration: the first to get it migrates, and the others see the
+// new version while they wait, and go on without waiting for it. The
+// version is read again under the lock, so the backup is of the schema
+// actually migrated, and is taken once.
+func (s *Store) migrateExclusive() error {
+	current := func() bool {
+		v, err := schemaVersion(s.db.r)
+		return err == nil && v >= dbVersion
+	}
+	locked, err := s.storeLock.exclusive(migrateLockWait, current)
+	if err != nil || !locked {
 		return err
 	}
 	defer s.storeLock.shared()
+	v, err := schemaVersion(s.db.r)
+	switch {
+	case err != nil:
+		return err
+	case v > dbVersion:
+		return schemaTooNew(v)
+	case v == dbVersion:
+		return nil // migrated by another process before this one had the lock
+	}
 	if err := s.backupDB(v); err != nil {
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -14,12 +16,10 @@ import (
 // and gzip input) runs on one core while decoding, writing and parsing
 // share the other. With a slow decoder (xz, bzip2: the wall then) the
 // hashing goroutine writes too, so the decoder's goroutine does nothing
-// but decode and parse. Measured on 2 cores (median of 8 runs each, xz
-// ingest against the decoder alone): a third goroutine for writes gave
-// 0.86 (with 8 or 2 MiB writeback spans), writing on the hasher 0.92 (2
-// MiB spans); with a fast decoder, writing on the hasher would slow the
-// wall. Chunks come from a small ring of buffers, each back in the ring
-// when every stage is done with it, which bounds memory to
+// but decode and parse; a third goroutine for the writes was slower, as
+// was writing on the hasher with a fast decoder (docs/performance.md has
+// the measurements). Chunks come from a small ring of buffers, each back
+// in the ring when every stage is done with it, which bounds memory to
 // pipelineBuffers x pipelineChunk whatever the image size.
 type pipeline struct {
 	src  io.Reader
@@ -61,13 +61,11 @@ const (
 	pipelineChunk   = 1 << 20
 	pipelineBuffers = 6
 	// Writeback of each written span is started as it is written, so the
-	// fsync before publishing finds little left to do. The spans were
-	// chosen by measuring on 2 cores, against the same baselines: with
-	// writes on the decoder's goroutine, 8 MiB (tar ingest 0.99 of
-	// SHA-512 alone, 2 MiB 0.81; medians of 10); with writes on the
-	// hasher's, 2 MiB (xz 1.03 and 0.91 of the decoder alone in two runs
-	// where 8 MiB gave 0.78 and 0.79, and 1, 4 or 32 MiB 0.78-0.84; means
-	// of 4-5).
+	// fsync before publishing finds little left to do. A long span suits
+	// writes on the decoder's goroutine, which then stalls less often; a
+	// short one suits writes on the hasher's, which must not hold up the
+	// next chunk's hash for long. Both were chosen by measurement
+	// (docs/performance.md).
 	writebackFast = 8 << 20
 	writebackSlow = 2 << 20
 )

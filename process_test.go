@@ -40,6 +40,8 @@ func runChild(role, dir string) error {
 		return childContend(dir)
 	case "powercut":
 		return childPowerCut(dir)
+	case "opener":
+		return childOpener(dir)
 	}
 	return fmt.Errorf("unknown child role %q", role)
 }

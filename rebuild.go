@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -5,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +16,9 @@ import (
 )
 
 // ErrNeedsRebuild is returned by NewStore when the store's database is
-// corrupt, or missing while blob/ holds images (for example a store
-// written by rkt, whose database this library cannot read). Rebuild
-// recreates the database from the blobs.
+// corrupt, or missing while blob/ holds images. Rebuild recreates the
+// database from the blobs. (A store written by rkt gets ErrNeedsAdoption,
+// which matches ErrNeedsRebuild too.)
 var ErrNeedsRebuild = errors.New("the store's database must be rebuilt from its images: run store.Rebuild (imagestore rebuild)")
 
 // RebuildReport is what Rebuild did.
@@ -37,12 +40,13 @@ type RebuildReport struct {
 // LastUsed. Remotes and latest marks are not in the blobs and are lost.
 //
 // The previous database, if any, is moved aside into
-// db-backups/broken-<time>/, never deleted. Rebuild needs the store to
+// db-backups/broken-<time>/ (or previous-<time>/ when it was readable),
+// never deleted. Rebuild needs the store to
 // itself: it waits up to 30 s for other processes to close it.
 //
-// Rebuild also adopts a store written by rkt: it has the same blob/ and
-// imageManifest/ layout, and its ql database (db/ql.db) is left in place,
-// unused.
+// A store written by rkt and not yet adopted is refused with
+// ErrNeedsAdoption, before anything is changed: Adopt keeps what rkt
+// recorded, which Rebuild would lose.
 func Rebuild(dir string) (*RebuildReport, error) {
 	s, err := lockedShell(dir)
 	if err != nil {
@@ -50,7 +54,7 @@ func Rebuild(dir string) (*RebuildReport, error) {
 	}
 	dir = s.dir
 	defer s.storeLock.close()
-	if err := s.storeLock.exclusive(migrateLockWait); err != nil {
+	if _, err := s.storeLock.exclusive(migrateLockWait, func() bool { return false }); err != nil {
 		return nil, wrap(err, "rebuild")
 	}
 
@@ -86,49 +90,74 @@ func Rebuild(dir string) (*RebuildReport, error) {
 
 // rebuildOne records the blob f in the new database, if it is sound.
 func (s *Store) rebuildOne(tx *sql.Tx, r *RebuildReport, f storedFile) error {
-	skip := func(kind ProblemKind, format string, args ...any) {
-		r.Skipped = append(r.Skipped, Problem{Kind: kind, Key: f.key, Path: f.path, Detail: fmt.Sprintf(format, args...)})
-	}
-	if f.key == "" {
-		skip(ProblemStrayFile, "not named by a key")
-		return nil
-	}
-	key, size, im, err := inspectBlob(f.path)
+	ai, p, err := s.recordBlob(tx, f, nil)
 	switch {
 	case err != nil:
-		skip(ProblemBlobCorrupt, "%v", err)
-		return nil
-	case key != f.key:
-		skip(ProblemBlobCorrupt, "content hashes to %s", key)
-		return nil
-	}
-	imj, err := json.Marshal(im)
-	if err != nil {
 		return err
+	case p != nil:
+		r.Skipped = append(r.Skipped, *p)
+	default:
+		r.Images = append(r.Images, ai.BlobKey)
 	}
-	if old, err := os.ReadFile(s.manifestPath(key)); err != nil || string(old) != string(imj) {
-		if err := s.replaceManifest(key, imj); err != nil {
-			return err
-		}
-	}
-	fi, err := os.Stat(f.path)
-	if err != nil {
-		return err
-	}
-	t := fi.ModTime()
-	if err := WriteACIInfo(tx, &ACIInfo{BlobKey: key, Name: im.Name.String(), ImportTime: t, LastUsed: t, Size: size}); err != nil {
-		return err
-	}
-	if err := writeLabels(tx, key, im.Name.String(), im.Labels); err != nil {
-		return err
-	}
-	r.Images = append(r.Images, key)
 	return nil
 }
 
+// recordBlob re-hashes the blob f, checks it against its key and records
+// it, with its label rows, in tx. The row is a copy of row, the previous
+// owner's record of the image (Adopt), with the name and size taken from
+// the blob; without one (Rebuild) it gets the file's modification time as
+// ImportTime and LastUsed and no latest mark. The manifest file is
+// rewritten from the blob when it differs. A blob that cannot be recorded
+// comes back as a Problem, with nothing written for it.
+func (s *Store) recordBlob(tx *sql.Tx, f storedFile, row *ACIInfo) (*ACIInfo, *Problem, error) {
+	problem := func(kind ProblemKind, format string, args ...any) (*ACIInfo, *Problem, error) {
+		return nil, &Problem{Kind: kind, Key: f.key, Path: f.path, Detail: fmt.Sprintf(format, args...)}, nil
+	}
+	if f.key == "" {
+		return problem(ProblemStrayFile, "not named by a key")
+	}
+	key, size, im, err := inspectBlob(f.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return problem(ProblemBlobMissing, "no blob file")
+	case err != nil:
+		return problem(ProblemBlobCorrupt, "%v", err)
+	case key != f.key:
+		return problem(ProblemBlobCorrupt, "content hashes to %s", key)
+	}
+	imj, err := json.Marshal(im)
+	if err != nil {
+		return nil, nil, err
+	}
+	if old, err := os.ReadFile(s.manifestPath(key)); err != nil || string(old) != string(imj) {
+		if err := s.replaceManifest(key, imj); err != nil {
+			return nil, nil, err
+		}
+	}
+	var ai ACIInfo
+	if row != nil {
+		ai = *row
+	} else {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return nil, nil, err
+		}
+		ai.ImportTime, ai.LastUsed = fi.ModTime(), fi.ModTime()
+	}
+	ai.BlobKey, ai.Name, ai.Size = key, im.Name.String(), size
+	if err := WriteACIInfo(tx, &ai); err != nil {
+		return nil, nil, err
+	}
+	if err := writeLabels(tx, key, ai.Name, im.Labels); err != nil {
+		return nil, nil, err
+	}
+	return &ai, nil, nil
+}
+
 // moveDatabaseAside moves db/store.db and its -wal and -shm files into
-// db-backups/broken-<time>/ and returns that directory ("" if there was no
-// database).
+// db-backups/broken-<time>/, or db-backups/previous-<time>/ when the
+// database could be read (a rebuild of a healthy store), and returns that
+// directory ("" if there was no database).
 func moveDatabaseAside(dir string) (string, error) {
 	db := dbPath(dir)
 	var present []string
@@ -140,7 +169,11 @@ func moveDatabaseAside(dir string) (string, error) {
 	if len(present) == 0 {
 		return "", nil
 	}
-	aside := filepath.Join(dir, "db-backups", "broken-"+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	kind := "broken-"
+	if databaseReadable(db) {
+		kind = "previous-"
+	}
+	aside := filepath.Join(dir, "db-backups", kind+time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := mkdirShared(aside); err != nil {
 		return "", err
 	}
@@ -150,6 +183,15 @@ func moveDatabaseAside(dir string) (string, error) {
 		}
 	}
 	return aside, syncDir(filepath.Dir(db))
+}
+
+// databaseReadable reports whether the database at path opens read-only
+// and has a schema version this library knows.
+func databaseReadable(path string) bool {
+	d := sql.OpenDB(connector{dsn: dsn(path, readConn)})
+	defer d.Close()
+	v, err := schemaVersion(d)
+	return err == nil && v >= 1 && v <= dbVersion
 }
 
 // needsRebuild explains why a database that NewStore could not read, or

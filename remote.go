@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -7,16 +9,29 @@ import (
 )
 
 // Remote records where an image was fetched from, so that a fetcher can
-// revalidate it (ETag, CacheMaxAge) instead of downloading it again.
+// revalidate it (ETag, CacheMaxAge) instead of downloading it again. The
+// store keeps the fields as given; their meaning is the fetcher's, as in
+// rkt.
+//
+// The *sql.Tx helpers of this file (GetRemote, GetAllRemotes, WriteRemote,
+// RemoveRemote), like those of aciinfo.go, are meant to run inside
+// (*Store).Do, one write transaction for all the functions given to it.
 type Remote struct {
-	// ACIURL is the URL used to import an ACI.
+	// ACIURL is the URL used to import an ACI: the row's primary key.
 	ACIURL string
 	// SigURL is the URL used to import an ACI verification signature.
 	SigURL string
-	ETag   string
-	// The key in the blob store under which the ACI has been saved.
-	BlobKey      string
-	CacheMaxAge  int
+	// ETag is the HTTP entity tag the server sent with the ACI, for a
+	// conditional request (If-None-Match) the next time; "" if none.
+	ETag string
+	// BlobKey is the key in the blob store under which the ACI has been
+	// saved. Removing that image removes its remotes.
+	BlobKey string
+	// CacheMaxAge is the max-age of the server's Cache-Control header, in
+	// seconds: the download is fresh until DownloadTime plus CacheMaxAge,
+	// and a fetcher may use it without asking the server. 0 means ask.
+	CacheMaxAge int
+	// DownloadTime is when the ACI was downloaded (or last revalidated).
 	DownloadTime time.Time
 }
 

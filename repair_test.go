@@ -105,6 +105,15 @@ func TestVerifySomeKeys(t *testing.T) {
 	if r := mustVerify(t, s, a[:15]); !r.OK() || r.Images != 1 {
 		t.Fatalf("Verify(a) = %+v", r)
 	}
+	// The caller's keys are the caller's: resolving prefixes must not
+	// write the full keys into them.
+	keys := []string{a[:15], b[:20]}
+	if _, err := s.Verify(keys...); err != nil {
+		t.Fatal(err)
+	}
+	if keys[0] != a[:15] || keys[1] != b[:20] {
+		t.Fatalf("Verify changed its argument to %q", keys)
+	}
 	if r := mustVerify(t, s, b); r.OK() {
 		t.Fatal("Verify(b) missed the missing manifest")
 	}
@@ -148,6 +157,72 @@ func TestGCUnusedImages(t *testing.T) {
 	}
 	if v := mustVerify(t, s); !v.OK() {
 		t.Fatalf("Verify after GC: %v", v.Problems)
+	}
+}
+
+// TestGCRechecksUnderTheKeyLock: an image read between GC's listing of
+// unused images and its taking of the key lock is used, not unused, and
+// stays. Only GC's re-read of the row under the lock sees that.
+func TestGCRechecksUnderTheKeyLock(t *testing.T) {
+	s := newTestStore(t)
+	img := makeACI(t, "example.com/app")
+	key := writeImage(t, s, img, false)
+	cutoff := time.Now()
+	failpoint = func(name string) {
+		if name != "gc-listed" {
+			return
+		}
+		failpoint = nil
+		if err := readBack(s, key, img); err != nil { // records LastUsed
+			t.Error(err)
+		}
+	}
+	defer func() { failpoint = nil }()
+	r, err := s.GC(GCOptions{UnusedSince: cutoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.RemovedImages) != 0 || !s.HasFullKey(key) {
+		t.Fatalf("GC removed an image read after its listing: %+v", r)
+	}
+}
+
+// TestGCReportsOnlyWhatItRemoved: an image whose removal fails is not in
+// RemovedImages, and the failure is GC's error.
+func TestGCReportsOnlyWhatItRemoved(t *testing.T) {
+	s := newTestStore(t)
+	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
+	cutoff := time.Now()
+	// The removal's intent cannot be recorded while tmp/ is a file.
+	aside := s.tmpDir + ".aside"
+	failpoint = func(name string) {
+		if name != "gc-listed" {
+			return
+		}
+		failpoint = nil
+		if err := os.Rename(s.tmpDir, aside); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(s.tmpDir, nil, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { failpoint = nil }()
+	r, err := s.GC(GCOptions{UnusedSince: cutoff})
+	if err == nil {
+		t.Fatal("GC reported no error for a removal that failed")
+	}
+	if len(r.RemovedImages) != 0 || !s.HasFullKey(key) {
+		t.Fatalf("GC = %+v, image there: %v", r, s.HasFullKey(key))
+	}
+	if err := os.Remove(s.tmpDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, s.tmpDir); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.GC(GCOptions{UnusedSince: cutoff}); err != nil || len(r.RemovedImages) != 1 {
+		t.Fatalf("GC once tmp/ is back = %+v, %v", r, err)
 	}
 }
 
@@ -238,6 +313,59 @@ func TestRecoveryAtOpen(t *testing.T) {
 	if v := mustVerify(t, s); !v.OK() {
 		t.Fatalf("Verify after recovery: %v", v.Problems)
 	}
+	if err := s.RecoveryError(); err != nil {
+		t.Fatalf("RecoveryError after a clean recovery: %v", err)
+	}
+}
+
+// TestRecoveryErrorAtOpen: what recovery at open cannot settle does not
+// stop NewStore, but the caller can learn of it, and it stays for later.
+func TestRecoveryErrorAtOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := writeImage(t, s, makeACI(t, "example.com/crashed"), false)
+	if err := s.Do(func(tx *sql.Tx) error { return RemoveACIInfo(tx, crashed) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.intentPath(crashed), nil, filePerm); err != nil {
+		t.Fatal(err)
+	}
+	// A blob that will not go: a non-empty directory in its place.
+	blob := s.blobPath(crashed)
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(blob, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatalf("NewStore failed on what recovery could not settle: %v", err)
+	}
+	rerr := s.RecoveryError()
+	if rerr == nil || !strings.Contains(rerr.Error(), blob) {
+		t.Fatalf("RecoveryError = %v, want an error naming %s", rerr, blob)
+	}
+	if !fileExists(s.intentPath(crashed)) {
+		t.Fatal("the intent was dropped: nothing would retry")
+	}
+	s.Close()
+	if err := os.RemoveAll(blob); err != nil {
+		t.Fatal(err)
+	}
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RecoveryError(); err != nil || fileExists(s.intentPath(crashed)) {
+		t.Fatalf("second open: RecoveryError %v, intent left: %v", err, fileExists(s.intentPath(crashed)))
+	}
 }
 
 func TestRebuild(t *testing.T) {
@@ -325,38 +453,6 @@ func TestNewStoreRefusesLostDatabase(t *testing.T) {
 	defer s.Close()
 	if !s.HasFullKey(key) {
 		t.Fatal("image lost")
-	}
-}
-
-// TestAdoptRktStore opens a directory laid out by rkt: blob/ and
-// imageManifest/ as diskv wrote them, and a ql database in db/ql.db.
-func TestAdoptRktStore(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cas")
-	img := readFixture(t, "hello.aci")
-	key := "sha512-1c9abf1ff224a84ca981cdc055b964f83e457e08bd4a3a95006f7de38c5916d2"
-	blob := filepath.Join(dir, "blob", "sha512", key[7:9], key)
-	os.MkdirAll(filepath.Dir(blob), 0o770)
-	os.WriteFile(blob, img, 0o660)
-	os.MkdirAll(filepath.Join(dir, "db"), 0o770)
-	os.WriteFile(filepath.Join(dir, "db", "ql.db"), []byte("ql database"), 0o660)
-
-	_, err := NewStore(dir)
-	if !errors.Is(err, ErrNeedsRebuild) || !strings.Contains(err.Error(), "rkt") {
-		t.Fatalf("NewStore on an rkt store = %v", err)
-	}
-	if _, err := Rebuild(dir); err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got, err := s.GetACI("example.com/hello", nil); err != nil || got != key {
-		t.Fatalf("GetACI in the adopted store = %q, %v", got, err)
-	}
-	if !fileExists(filepath.Join(dir, "db", "ql.db")) {
-		t.Fatal("rkt's database was removed")
 	}
 }
 

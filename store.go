@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -10,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,10 +35,14 @@ type Store struct {
 	tmpDir    string
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
 	cache     *manifestCache
+
+	recoveryErr error // what NewStore's recovery could not settle
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
-// Stores, in one process or many, may be open on the same directory.
+// Stores, in one process or many, may be open on the same directory. A
+// store written by rkt is refused with ErrNeedsAdoption until it has been
+// adopted (Adopt), and nothing is created in it.
 //
 // The database schema is migrated when it is older than this code: the
 // store lock is then taken exclusively (waiting up to 30 s for other users)
@@ -58,29 +65,39 @@ func NewStore(dir string) (*Store, error) {
 		return nil, wrap(err, "open store %s", s.dir)
 	}
 	// Best effort: what cannot be settled now (a file that will not go)
-	// stays recorded for the next open and for GC, which reports it.
-	s.recoverInFlight(false)
+	// stays recorded for the next open and for GC; RecoveryError tells.
+	if _, err := s.recoverInFlight(false); err != nil {
+		s.recoveryErr = wrap(err, "open store %s: recover what crashed processes left", s.dir)
+	}
+	fillReserve(s.dbDir()) // best effort too: on a full disk it waits for a removal
 	return s, nil
 }
 
+// RecoveryError returns what NewStore could not settle of the writes and
+// removals that crashed processes left in flight (a leftover file it could
+// not remove, for example), or nil. The store works all the same: such
+// leftovers have no database row, so no method sees them, and the next
+// NewStore and GC try again. GC returns the same kind of error.
+func (s *Store) RecoveryError() error {
+	return s.recoveryErr
+}
+
 // lockedShell is a Store without its database: the directories made, the
-// diskv stores set up and the store lock held (shared).
+// diskv stores set up and the store lock held (shared). An rkt store that
+// has not been adopted is refused before anything is created in it.
 func lockedShell(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
-	}
-	dir, err := filepath.Abs(dir)
+	s, err := newShell(dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		dir:       dir,
-		lockDir:   filepath.Join(dir, "imagelocks"),
-		tmpDir:    filepath.Join(dir, "tmp"),
-		blobs:     newDiskv(filepath.Join(dir, "blob")),
-		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
-		closed:    new(atomic.Bool),
-		cache:     newManifestCache(),
+	dir = s.dir
+	if err := checkAdopted(dir); err != nil {
+		return nil, err
+	}
+	// Missing parents are made as mkdir -p makes them (the umask decides);
+	// nothing above the store directory takes the store's modes.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
+		return nil, wrap(err, "create store directory")
 	}
 	for _, d := range s.layout() {
 		if err := mkdirShared(d); err != nil {
@@ -91,6 +108,26 @@ func lockedShell(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newShell is the Store value for dir, with nothing created or locked.
+func newShell(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		dir:       dir,
+		lockDir:   filepath.Join(dir, "imagelocks"),
+		tmpDir:    filepath.Join(dir, "tmp"),
+		blobs:     newDiskv(filepath.Join(dir, "blob")),
+		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		closed:    new(atomic.Bool),
+		cache:     newManifestCache(),
+	}, nil
 }
 
 // layout lists the directories of a store.
@@ -139,6 +176,7 @@ func (s *Store) Do(fns ...func(*sql.Tx) error) error {
 }
 
 func (s *Store) blobPath(key string) string     { return keyPath(s.blobs, key) }
+func (s *Store) dbDir() string                  { return filepath.Dir(dbPath(s.dir)) }
 func (s *Store) manifestPath(key string) string { return keyPath(s.manifests, key) }
 
 // keyPath is where diskv keeps key: base/sha512/ab/sha512-ab….
@@ -146,9 +184,11 @@ func keyPath(ds *diskv.Diskv, key string) string {
 	return filepath.Join(ds.BasePath, filepath.Join(shardPath(key)...), key)
 }
 
-// UpdateTreeStoreSize records the size of the image's rendered tree.
-//
-// TODO(sgotti) remove this when the treestore will save its images' sizes by itself
+// UpdateTreeStoreSize records the size of the image's rendered tree, as
+// rkt's tree store did after rendering an image; GetAllACIInfos and the
+// ACIInfo helpers return it. The size is the caller's: the store does not
+// look at the tree. A negative size is ErrInvalidArgument, an unknown key
+// ErrKeyNotFound.
 func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 	if err := s.live(); err != nil {
 		return err
@@ -178,7 +218,8 @@ func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
 //
 // Its errors are ErrWrongKeyPrefix ("wrong key prefix"), ErrKeyTooShort
 // ("image ID too short"), ErrInvalidKey (not lowercase hex),
-// ErrAmbiguousKey ("ambiguous image ID: <prefix>") and ErrKeyNotFound.
+// ErrAmbiguousKey ("ambiguous image ID: <prefix> matches <the first few
+// keys>") and ErrKeyNotFound.
 func (s *Store) ResolveKey(key string) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -198,7 +239,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 		}
 		return key, nil
 	}
-	ais, err := aciinfosWithKeyPrefix(s.db.q, key, 2)
+	ais, err := aciinfosWithKeyPrefix(s.db.q, key, ambiguousListed+1)
 	if err != nil {
 		return "", wrap(err, "resolve key")
 	}
@@ -208,8 +249,24 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	case 1:
 		return ais[0].BlobKey, nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrAmbiguousKey, key)
+	matches := make([]string, 0, ambiguousListed)
+	for _, ai := range ais[:min(len(ais), ambiguousListed)] {
+		matches = append(matches, ai.BlobKey[:shortKeyLen])
+	}
+	more := ""
+	if len(ais) > ambiguousListed {
+		more = ", and more"
+	}
+	return "", fmt.Errorf("%w: %q matches %s%s", ErrAmbiguousKey, key, strings.Join(matches, ", "), more)
 }
+
+// An ambiguous key's error lists the first ambiguousListed keys it
+// matches, each cut to shortKeyLen characters (sha512- and 12 hex digits,
+// as rkt shows keys).
+const (
+	ambiguousListed = 5
+	shortKeyLen     = len(hashPrefix) + 12
+)
 
 // ResolveName resolves an image name to a list of full keys and using the
 // store for resolution. found is false when no image has that name.
@@ -260,6 +317,10 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 		}
 		return nil
 	})
+	if isDiskFull(err) {
+		// LastUsed is a hint for GC; a full disk must not stop reads.
+		err = nil
+	}
 	if err != nil {
 		f.Close()
 		return nil, wrap(err, "read image %s", key)
@@ -267,22 +328,24 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// WriteACI takes an ACI encapsulated in an io.Reader, decompresses it if
-// necessary, and then stores it in the store under a key based on the image
-// ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks the ACI
-// as the latest, for example an ACI discovered without asking for a
+// WriteACI takes an ACI encapsulated in an io.ReadSeeker, decompresses it
+// if necessary, and then stores it in the store under a key based on the
+// image ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks
+// the ACI as the latest, for example an ACI discovered without asking for a
 // specific version (latest pattern).
 //
 // The input may be a tar, or a tar compressed with gzip, bzip2 or xz
-// (detected by content, read from the start). It is read once, to its end:
-// a truncated or corrupt archive, or one without a valid manifest, is
+// (detected by content). WriteACI seeks r to its start once
+// (Seek(0, io.SeekStart)), then reads it once, forward, to its end: a
+// truncated or corrupt archive, or one without a valid manifest, is
 // refused with ErrInvalidImage and leaves nothing behind. Writing an image
 // that is already stored is harmless: its import time, last use and latest
 // flag are updated.
 //
-// The image is durable when WriteACI returns: the tar and the manifest are
-// fsynced and renamed into place before the database row that makes them
-// visible commits.
+// The image is durable when WriteACI returns: the tar and the manifest
+// are fsynced and renamed into place, and their directories fsynced,
+// before the database row that makes them visible commits (see the
+// Durability section of the package documentation).
 func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -314,6 +377,12 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := s.beginIntent(key); err != nil {
 		return "", wrap(err, "write image")
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.unpublishLocked(key)
+		}
+	}()
 	hit("write-intent")
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
@@ -379,9 +448,31 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err != nil {
 		return "", wrap(err, "write image %s: record", key)
 	}
+	committed = true
 	hit("write-committed")
 	s.endIntent(key)
 	return key, nil
+}
+
+// unpublishLocked removes the files of key that a failed WriteACI may
+// have published (a full disk: no room for a shard directory, for the
+// manifest or for the commit), so that the failed call leaves nothing
+// behind. Files that a row names stay, and so does the intent: the image
+// was stored before, or only the flush after the commit failed, and then
+// the row may not be durable (TestFailingDisk): recovery decides from the
+// row it finds after a reboot. On any doubt the intent stays. The key is
+// locked exclusively.
+func (s *Store) unpublishLocked(key string) {
+	found, err := hasACIInfo(s.db.q, key)
+	if err != nil || found {
+		return
+	}
+	for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
+	s.endIntent(key)
 }
 
 // rename moves a written store temp file to dst, creating dst's directory.
@@ -396,16 +487,27 @@ func rename(f *ingestFile, dst string) error {
 	return nil
 }
 
-// RemoveACI removes the ACI with the given key (a full key or an
-// unambiguous prefix). It firstly removes the aci infos and the remotes
+// RemoveACI removes the ACI with the given key, a full key as in rkt (a
+// prefix is an ErrInvalidKey error and removes nothing: resolve it with
+// ResolveKey first). It firstly removes the aci infos and the remotes
 // pointing at it inside the db, in one transaction, then it tries to remove
 // the non transactional data. If some error occurs removing some non
 // transactional data a *StoreRemovalError is returned; the image is gone
-// all the same and GC removes what was left.
+// all the same and GC removes what was left. An unknown key is an error
+// that matches ErrKeyNotFound.
 func (s *Store) RemoveACI(key string) error {
-	key, err := s.ResolveKey(key)
-	if err != nil {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkFullKey(key); err != nil {
 		return wrap(err, "remove image")
+	}
+	// An unknown key gets no lock file: none is left behind by mistyped keys.
+	if found, err := hasACIInfo(s.db.q, key); err != nil || !found {
+		if err == nil {
+			err = ErrKeyNotFound
+		}
+		return wrap(err, "remove image %s", key)
 	}
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
@@ -420,11 +522,15 @@ func (s *Store) RemoveACI(key string) error {
 
 // removeLocked removes the image of key, which the caller has locked
 // exclusively: rows first, in one transaction, then the files.
+//
+// It must work on a full disk: room is made for the intent and the
+// transaction (diskfull.go), and the space reserve is filled again once
+// the files are gone.
 func (s *Store) removeLocked(key string) error {
-	if err := s.beginIntent(key); err != nil {
+	if err := s.db.withRoom(func() error { return s.beginIntent(key) }); err != nil {
 		return wrap(err, "remove image")
 	}
-	err := s.db.do(func(tx *sql.Tx) error {
+	err := s.db.doWithRoom(func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM aciinfo WHERE blobkey = ?`, key)
 		if err != nil {
 			return err
@@ -456,6 +562,7 @@ func (s *Store) removeLocked(key string) error {
 		return &StoreRemovalError{errors: errs}
 	}
 	s.endIntent(key)
+	fillReserve(s.dbDir()) // best effort: the next removal may need it
 	return nil
 }
 
@@ -569,8 +676,8 @@ func (s *Store) healManifest(key string) ([]byte, *schema.ImageManifest, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.replaceManifest(key, imj); err != nil {
-		return nil, nil, err
+	if err := s.replaceManifest(key, imj); err != nil && !isDiskFull(err) {
+		return nil, nil, err // on a full disk the blob's copy is served unwritten
 	}
 	return imj, im, nil
 }

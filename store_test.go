@@ -292,12 +292,15 @@ func TestResolveKey(t *testing.T) {
 	}{
 		{in: "sha256-aa11", err: ErrWrongKeyPrefix, msg: "wrong key prefix"},
 		{in: "sha512-a", err: ErrKeyTooShort, msg: "image ID too short"},
-		{in: "sha512-aa", err: ErrAmbiguousKey, msg: `ambiguous image ID: "sha512-aa"`},
+		{in: "sha512-aa", err: ErrAmbiguousKey, msg: `ambiguous image ID: "sha512-aa" matches sha512-aa1100000000, sha512-aa2200000000`},
 		{in: "sha512-cc", err: ErrKeyNotFound, msg: "no image IDs found"},
 		{in: "sha512-aa1", want: k1},
 		{in: "sha512-bb", want: k3},
 		{in: k2, want: k2},
 		{in: k2 + strings.Repeat("f", 64), want: k2}, // longer than a full key: truncated
+		{in: k2 + "junk/../\x00", want: k2},          // truncated first, as documented and in rkt
+		{in: k2 + strings.Repeat("z", 1<<20), want: k2},
+		{in: "sha512-aazz" + strings.Repeat("0", 60) + "aa", err: ErrInvalidKey},
 		{in: "sha512-xx", err: ErrInvalidKey},
 	}
 	for _, c := range cases {
@@ -400,6 +403,19 @@ func TestRemoveACI(t *testing.T) {
 		if err := s.WriteRemote(r); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// As in rkt, RemoveACI takes a full key: a prefix, even an unambiguous
+	// one, is an error and removes nothing, and so is an unknown key.
+	for _, k := range []string{key[:20], key + "ff"} {
+		if err := s.RemoveACI(k); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("RemoveACI(%q) = %v, want ErrInvalidKey", k, err)
+		}
+	}
+	if err := s.RemoveACI(fakeKey("ee")); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("RemoveACI(unknown key) = %v, want ErrKeyNotFound", err)
+	}
+	if !s.HasFullKey(key) {
+		t.Fatal("RemoveACI of a prefix removed the image")
 	}
 	// A reader that opened the image before the removal keeps reading it.
 	rc, err := s.ReadStream(key)
@@ -926,6 +942,41 @@ func TestNewStoreErrors(t *testing.T) {
 	if s, err := NewStore(file); err == nil {
 		s.Close()
 		t.Fatal("NewStore on a regular file succeeded")
+	}
+}
+
+// TestNewStoreLeavesParentsAlone: the store's modes stop at the store
+// directory. Missing parents are made as mkdir -p makes them, and an
+// existing parent keeps its mode.
+func TestNewStoreLeavesParentsAlone(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(filepath.Join(base, "p1", "p2", "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// What mkdir -p gives under this process's umask, made beside them.
+	if err := os.MkdirAll(filepath.Join(base, "q1", "q2"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{{"p1", "q1"}, {"p1/p2", "q1/q2"}} {
+		got, err := os.Stat(filepath.Join(base, c.got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Stat(filepath.Join(base, c.want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mode() != want.Mode() {
+			t.Errorf("%s: mode %v, want %v as mkdir -p makes it", c.got, got.Mode(), want.Mode())
+		}
+	}
+	if fi, err := os.Stat(base); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o751 {
+		t.Errorf("existing parent: mode %v, %v; want it left at 0751", fi.Mode(), err)
 	}
 }
 

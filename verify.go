@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -105,13 +107,15 @@ func (s *Store) Verify(keys ...string) (*VerifyReport, error) {
 		}
 		keys = all
 	} else {
+		resolved := make([]string, len(keys)) // the caller's slice stays as it was
 		for i, k := range keys {
 			rk, err := s.ResolveKey(k)
 			if err != nil {
 				return nil, wrap(err, "verify %s", quoteKey(k))
 			}
-			keys[i] = rk
+			resolved[i] = rk
 		}
+		keys = resolved
 	}
 	r := &VerifyReport{}
 	for _, key := range keys {

@@ -40,6 +40,8 @@ func childMain(role string, args []string, stdout, stderr io.Writer) int {
 		err = childIngest(args)
 	case "contend":
 		rep, err = childContend(args)
+	case "convert":
+		err = childConvert(args)
 	default:
 		err = fmt.Errorf("unknown child role %q", role)
 	}

@@ -2,7 +2,8 @@
 // github.com/imagestore/imagestore against the targets of its performance
 // issue, on the machine it runs on: ingest of a large image against the
 // speed of SHA-512 and of the decompressors, ReadStream against reading the
-// blob file, the peak memory of a process ingesting 1 GiB, metadata calls at
+// blob file, the peak memory of a process ingesting 1 GiB (and of one
+// converting a 1 GiB OCI image with package convert), metadata calls at
 // 1000 images, four processes sharing one store, and (with --scale) the
 // metadata calls again at a large store.
 //
@@ -51,6 +52,7 @@ type config struct {
 	skipRSS bool
 	keep    bool
 	formats []string
+	only    string // run only this section
 
 	runs     int           // timed runs of each measurement; the median is reported
 	imageMiB int           // the large image
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.quick, "quick", false, "small sizes for a smoke run: 32 MiB image, 200 tiny images, 2 processes x 50 loops, 1 run each")
 	fs.IntVar(&c.scale, "scale", 0, "also probe metadata calls at `N` images (e.g. 100000) against 1,000; takes minutes")
 	fs.BoolVar(&c.skipRSS, "skip-rss", false, "skip the peak-RSS child process (writes and ingests a 1 GiB image, about 10 s)")
+	fs.StringVar(&c.only, "only", "", "run only the section `NAME` (memory, convert, ingest, metadata, contention, scale)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the stores and images instead of removing them")
 	fs.StringVar(&formats, "formats", strings.Join(allFormats, ","), "ingest formats to measure, comma-separated")
 	fs.IntVar(&c.runs, "runs", 0, "timed runs per measurement, median reported (default 3, 1 with --quick)")
@@ -230,6 +233,7 @@ func (b *bench) all() error {
 		fn   func() error
 	}{
 		{"memory", b.memory},
+		{"convert", b.convertMemory},
 		{"ingest", b.ingest},
 		{"metadata", b.metadata},
 		{"contention", b.contention},
@@ -241,6 +245,9 @@ func (b *bench) all() error {
 		}{"scale", b.scaleProbe})
 	}
 	for _, s := range sections {
+		if b.cfg.only != "" && s.name != b.cfg.only {
+			continue
+		}
 		// Each section starts on a quiet disk: the writeback of the
 		// previous one (hundreds of MiB after ingest) would otherwise sit
 		// in front of every fsync the next one times.

@@ -54,6 +54,8 @@ func errorMessage(err error) string {
 		return err.Error() + ": give a key like sha512-1c9abf1ff224 (at least 2 hex digits) or an image name"
 	case errors.Is(err, store.ErrInvalidImage):
 		return err.Error() + ": give an ACI file (a tar, optionally gzip, bzip2 or xz compressed, with a manifest)"
+	case errors.Is(err, store.ErrDiskFull):
+		return err.Error() + ": remove images to free space ('imagestore rm' and 'imagestore gc' work on a full disk)"
 	case errors.Is(err, store.ErrSchemaTooNew):
 		return err.Error() + ": use a newer imagestore, or another --dir"
 	case errors.Is(err, store.ErrNeedsRebuild):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -55,31 +56,51 @@ replaced. A tar is not written to a terminal.`,
 	return cmd
 }
 
-func (a *app) export(s *store.Store, key, file string, gz bool) (err error) {
+func (a *app) export(s *store.Store, key, file string, gz bool) error {
+	if file == "-" {
+		rc, err := s.ReadStream(key)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return copyImage(a.stdout, rc, gz)
+	}
+	// Check the destination before reading the image, so that a directory
+	// given by mistake costs nothing.
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory: give a file name", file)
+	}
 	rc, err := s.ReadStream(key)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-
-	if file == "-" {
-		return copyImage(a.stdout, rc, gz)
+	if err := writeFileAtomic(file, func(w io.Writer) error { return copyImage(w, rc, gz) }); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
 	}
+	return nil
+}
+
+// writeFileAtomic writes file through a temporary file beside it, synced
+// and renamed into place, so that file is never seen half written. Its
+// errors name file, never the temporary file, which is removed on failure.
+func writeFileAtomic(file string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(file)
 	if dir == "" {
 		dir = "."
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-")
 	if err != nil {
-		return err
+		return withoutPath(err, "")
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			err = withoutPath(err, tmp.Name())
 		}
 	}()
-	if err := copyImage(tmp, rc, gz); err != nil {
+	if err := write(tmp); err != nil {
 		return err
 	}
 	if err := tmp.Chmod(0o644); err != nil {
@@ -91,10 +112,23 @@ func (a *app) export(s *store.Store, key, file string, gz bool) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory: give a file name", file)
-	}
 	return os.Rename(tmp.Name(), file)
+}
+
+// withoutPath drops the temporary file's name from err, keeping what went
+// wrong, for a caller that names the destination itself: err is returned
+// as is unless it is a *fs.PathError or *os.LinkError on tmp (any path
+// when tmp is "": os.CreateTemp's errors name its pattern).
+func withoutPath(err error, tmp string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (tmp == "" || pe.Path == tmp) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) && le.Old == tmp {
+		return le.Err
+	}
+	return err
 }
 
 // copyImage copies the tar in r to w, compressed if gz.

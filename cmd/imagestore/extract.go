@@ -19,22 +19,30 @@ import (
 )
 
 func (a *app) extractCommand() *cobra.Command {
-	var allowDevices bool
+	var allowDevices, skipDevices bool
 	cmd := &cobra.Command{
 		Use:   "extract KEY|NAME[:version] DIR",
 		Short: "Unpack an image's root filesystem into a new directory",
 		Long: `Extract unpacks the image's root filesystem (the rootfs/ entries of the
 tar) into DIR, which must not exist or be empty. It is unpacked into a
 temporary directory beside DIR and renamed into place when complete, so a
-failure leaves nothing behind.
+failure leaves nothing behind. DIR gets the rootfs entry's mode and
+modification time (and its owner, as root).
 
-It is safe on images from anywhere: an entry whose name is absolute or
-climbs out with "..", a symlink that points outside DIR (absolute targets
-included) and a hard link to outside the root filesystem make the whole
-extraction fail, and nothing is ever written through a symlink to outside
-DIR. Device nodes are skipped (with a warning) unless --allow-devices is
-given by root. Owners are kept only when run as root; otherwise files
-belong to the caller and lose setuid and setgid bits.`,
+Symlinks are created as they are, absolute ones included: in a root
+filesystem "/bin/busybox" means DIR/bin/busybox. Nothing is ever written
+outside DIR: an entry whose name is absolute or climbs out with "..", an
+entry that would be written through a symlink to outside DIR, and a hard
+link to outside the root filesystem make the whole extraction fail.
+
+Every entry is extracted or the command fails: sparse files are extracted
+(holes kept), and an entry type it cannot create is an error. Device nodes
+need a choice: --allow-devices creates them (root only), --skip-devices
+leaves them out with a warning; with neither, an image that has any fails.
+
+As root, owners, modes and times are kept as in the image. As another
+user, files belong to the caller, and the setuid and setgid bits are
+dropped (the sticky bit is kept); nothing else is dropped.`,
 		Example: `  imagestore extract example.com/hello:1.0.0 ./hello-rootfs
   sudo imagestore extract --allow-devices sha512-1c9abf1ff224 /var/lib/machines/hello`,
 		Args: exactArgs(2),
@@ -47,7 +55,10 @@ belong to the caller and lose setuid and setgid bits.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, dir := args[0], args[1]
 			if allowDevices && os.Geteuid() != 0 {
-				return usagef("extract: --allow-devices needs root: run it as root, or leave the flag out to skip device nodes")
+				return usagef("extract: --allow-devices needs root: run it as root, or give --skip-devices to leave device nodes out")
+			}
+			if allowDevices && skipDevices {
+				return usagef("extract: give --allow-devices or --skip-devices, not both")
 			}
 			return a.withStore(func(s *store.Store) error {
 				key, err := resolve(s, ref)
@@ -59,15 +70,12 @@ belong to the caller and lose setuid and setgid bits.`,
 					return fmt.Errorf("extract %s: %w", ref, err)
 				}
 				defer rc.Close()
-				x := &extractor{allowDevices: allowDevices, asRoot: os.Geteuid() == 0}
+				x := &extractor{allowDevices: allowDevices, skipDevices: skipDevices, asRoot: os.Geteuid() == 0}
 				if err := x.extract(rc, dir); err != nil {
 					return fmt.Errorf("extract %s: %w", ref, err)
 				}
 				if x.skippedDevices > 0 {
-					a.note("imagestore: warning: skipped %d device node(s): run as root with --allow-devices to create them", x.skippedDevices)
-				}
-				for _, s := range x.skippedOther {
-					a.note("imagestore: warning: skipped %s", s)
+					a.note("imagestore: warning: skipped %d device node(s) (--skip-devices)", x.skippedDevices)
 				}
 				a.note("extracted %s to %s", shortKey(key), dir)
 				return nil
@@ -75,22 +83,23 @@ belong to the caller and lose setuid and setgid bits.`,
 		},
 	}
 	cmd.Flags().BoolVar(&allowDevices, "allow-devices", false, "create character and block device nodes (root only)")
+	cmd.Flags().BoolVar(&skipDevices, "skip-devices", false, "leave character and block device nodes out, with a warning")
 	return cmd
 }
 
 // extractor unpacks the rootfs of an image tar below a directory. Every file
 // operation goes through an os.Root, which refuses paths that leave the
-// directory through ".." or symlinks.
+// directory through ".." or symlinks, so symlinks themselves can be created
+// as the image has them.
 type extractor struct {
 	allowDevices bool
+	skipDevices  bool
 	asRoot       bool
 
 	root           *os.Root
 	dirs           []*tar.Header // applied last, deepest first
-	symlinks       []string      // checked once everything is in place
-	rootMode       fs.FileMode
+	rootHdr        *tar.Header   // the rootfs entry: DIR's own attributes
 	skippedDevices int
-	skippedOther   []string
 }
 
 // extract unpacks the rootfs entries of the tar in r into dir.
@@ -115,7 +124,6 @@ func (x *extractor) extract(r io.Reader, dir string) (err error) {
 		return err
 	}
 	defer x.root.Close()
-	x.rootMode = 0o755
 
 	tr := tar.NewReader(r)
 	for {
@@ -137,12 +145,6 @@ func (x *extractor) extract(r io.Reader, dir string) (err error) {
 			return fmt.Errorf("unpack %s: %w", hdr.Name, err)
 		}
 	}
-	for _, l := range x.symlinks {
-		if _, err := x.root.Stat(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			target, _ := x.root.Readlink(l)
-			return fmt.Errorf("image has a symlink rootfs/%s -> %s that points outside the root filesystem: refusing to extract it", l, target)
-		}
-	}
 	// Directories last, deepest first, so that read-only ones could be
 	// filled and their times are not changed by what was written in them.
 	slices.Reverse(x.dirs)
@@ -152,13 +154,24 @@ func (x *extractor) extract(r io.Reader, dir string) (err error) {
 			return fmt.Errorf("unpack %s: %w", hdr.Name, err)
 		}
 	}
-	if err := os.Chmod(tmp, x.rootMode); err != nil {
+	rootHdr := x.rootHdr
+	if rootHdr == nil { // an image without a rootfs entry: what tar(1) would make
+		rootHdr = &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Now(), Uid: os.Geteuid(), Gid: os.Getegid()}
+	}
+	if err := x.owner(".", rootHdr); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, x.mode(rootHdr)); err != nil {
 		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err // checkTarget saw it empty; it must still be
 	}
-	return os.Rename(tmp, dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	// After the rename, which may touch the directory's times.
+	return os.Chtimes(dir, rootHdr.ModTime, rootHdr.ModTime)
 }
 
 // checkTarget accepts a directory that does not exist or is empty.
@@ -210,7 +223,7 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("rootfs is not a directory")
 		}
-		x.rootMode = x.mode(hdr)
+		x.rootHdr = hdr
 		return nil
 	}
 	if err := x.root.MkdirAll(path.Dir(rel), 0o755); err != nil {
@@ -229,7 +242,9 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		x.dirs = append(x.dirs, hdr)
 		return nil
 
-	case tar.TypeReg: // the reader turns old TypeRegA into TypeReg
+	case tar.TypeReg, tar.TypeGNUSparse:
+		// The reader turns old TypeRegA into TypeReg, and gives a sparse
+		// file's data with its holes, which io.Copy seeks over in f.
 		if err := x.replace(rel); err != nil {
 			return err
 		}
@@ -237,7 +252,11 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, r)
+		if isSparse(hdr) {
+			err = copySparse(f, r, hdr.Size)
+		} else {
+			_, err = io.Copy(f, r)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -253,8 +272,10 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		if err := x.root.Symlink(hdr.Linkname, rel); err != nil {
 			return err
 		}
-		x.symlinks = append(x.symlinks, rel)
-		return x.owner(rel, hdr)
+		if err := x.owner(rel, hdr); err != nil {
+			return err
+		}
+		return x.symlinkTime(rel, hdr)
 
 	case tar.TypeLink:
 		target, ok, err := rootfsPath(hdr.Linkname)
@@ -270,9 +291,12 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 		return x.root.Link(target, rel)
 
 	case tar.TypeChar, tar.TypeBlock:
-		if !x.allowDevices {
+		if x.skipDevices {
 			x.skippedDevices++
 			return nil
+		}
+		if !x.allowDevices {
+			return errors.New("image has a device node: give --allow-devices (as root) to create device nodes, or --skip-devices to leave them out")
 		}
 		kind := uint32(unix.S_IFCHR)
 		if hdr.Typeflag == tar.TypeBlock {
@@ -283,8 +307,55 @@ func (x *extractor) entry(hdr *tar.Header, rel string, r io.Reader) error {
 	case tar.TypeFifo:
 		return x.mknod(rel, hdr, unix.S_IFIFO, 0)
 	}
-	x.skippedOther = append(x.skippedOther, fmt.Sprintf("%s: unsupported tar entry type %q", hdr.Name, hdr.Typeflag))
-	return nil
+	return fmt.Errorf("cannot extract a tar entry of type %q", hdr.Typeflag)
+}
+
+// isSparse tells whether the tar holds an entry as a sparse file, in GNU's
+// old format (type S) or in one of its PAX formats.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// sparseBlock is the unit in which copySparse looks for holes: a
+// filesystem block on most systems.
+const sparseBlock = 4096
+
+// copySparse writes the size bytes of r into f, seeking over blocks of
+// zeros instead of writing them, so that a sparse file's holes stay holes
+// (the tar reader gives them as zeros).
+func copySparse(f *os.File, r io.Reader, size int64) error {
+	buf := make([]byte, sparseBlock)
+	var off int64
+	for off < size {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-off)])
+		if err != nil {
+			return err
+		}
+		if !allZero(buf[:n]) {
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+		}
+		off += int64(n)
+	}
+	return f.Truncate(size)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // replace removes what an earlier entry of the same name left, so that the
@@ -314,19 +385,38 @@ func (x *extractor) mknod(rel string, hdr *tar.Header, kind uint32, dev uint64) 
 		return err
 	}
 	defer d.Close()
-	if err := unix.Mknodat(int(d.Fd()), path.Base(rel), kind|0o600, int(dev)); err != nil {
+	if err := mknodat(int(d.Fd()), path.Base(rel), kind|0o600, dev); err != nil {
 		return &fs.PathError{Op: "mknod", Path: rel, Err: err}
 	}
 	return x.attrs(rel, hdr)
 }
 
-// mode is the permission bits to give an entry: setuid, setgid and sticky
-// only when running as root.
+// symlinkTime sets a symlink's own modification time (os.Root has no
+// Lchtimes), through a descriptor of its parent directory opened in the
+// root, as mknod does.
+func (x *extractor) symlinkTime(rel string, hdr *tar.Header) error {
+	if hdr.ModTime.IsZero() {
+		return nil
+	}
+	d, err := x.root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ts := unix.NsecToTimespec(hdr.ModTime.UnixNano())
+	if err := unix.UtimesNanoAt(int(d.Fd()), path.Base(rel), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "lutimes", Path: rel, Err: err}
+	}
+	return nil
+}
+
+// mode is the permission bits to give an entry: setuid and setgid only
+// when running as root (files then belong to the image's owners).
 func (x *extractor) mode(hdr *tar.Header) fs.FileMode {
 	m := hdr.FileInfo().Mode()
-	keep := fs.ModePerm
+	keep := fs.ModePerm | fs.ModeSticky
 	if x.asRoot {
-		keep |= fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+		keep |= fs.ModeSetuid | fs.ModeSetgid
 	}
 	return m & keep
 }

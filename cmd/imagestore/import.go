@@ -11,8 +11,26 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// importJSON is what import --json prints.
+type importJSON struct {
+	Imported []importedJSON `json:"imported"`
+	Failed   []failedJSON   `json:"failed"`
+}
+
+type importedJSON struct {
+	File string `json:"file"`
+	Key  string `json:"key"`
+}
+
+// failedJSON is an argument that failed, in the --json output of the
+// commands that take several.
+type failedJSON struct {
+	Arg   string `json:"arg"`
+	Error string `json:"error"`
+}
+
 func (a *app) importCommand() *cobra.Command {
-	var latest bool
+	var latest, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "import FILE...",
 		Short: "Import ACI files into the store and print their keys",
@@ -23,7 +41,8 @@ input.
 
 Importing an image that is already stored only updates its import time.
 On a terminal a progress bar (bytes, rate, ETA) is shown on standard error,
-unless --quiet.`,
+unless --quiet. --json prints one JSON document: {"imported": [{"file",
+"key"}], "failed": [{"arg", "error"}]}.`,
 		Example: `  imagestore import hello.aci.gz
   curl -sL https://example.com/hello.aci | imagestore import --latest -`,
 		Args: minArgs(1),
@@ -33,24 +52,35 @@ unless --quiet.`,
 					return usagef("import: standard input is a terminal: pipe an image into it, or give a FILE")
 				}
 			}
-			return a.withStore(func(s *store.Store) error {
+			out := importJSON{Imported: []importedJSON{}, Failed: []failedJSON{}}
+			err := a.withNewStore(func(s *store.Store) error {
 				return a.each("import", args, func(file string) error {
 					key, err := a.importFile(s, file, store.ACIFetchInfo{Latest: latest})
 					if err != nil {
+						out.Failed = append(out.Failed, failedJSON{file, oneLine(errorMessage(err))})
 						return err
 					}
-					fmt.Fprintln(a.stdout, key)
+					out.Imported = append(out.Imported, importedJSON{file, key})
+					if !asJSON {
+						fmt.Fprintln(a.stdout, key)
+					}
 					return nil
 				})
 			})
+			return a.finishJSON(asJSON, len(out.Imported)+len(out.Failed) > 0, out, err)
 		},
 	}
 	cmd.Flags().BoolVar(&latest, "latest", false, "mark the images as the latest of their name (as fetched without a version)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	a.addImageFlag(cmd)
 	return cmd
 }
 
 // importFile writes one file ("-": standard input) into the store.
 func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (string, error) {
+	if key, ok, err := a.importImage(s, file, fi); ok {
+		return key, err
+	}
 	var (
 		in   *os.File
 		name = file
@@ -177,6 +207,18 @@ func (p *progressReader) Seek(offset int64, whence int) (int64, error) {
 		p.bar.Set64(pos)
 	}
 	return pos, err
+}
+
+// finishJSON prints out as the command's JSON document when asJSON and
+// the command got as far as trying (not when the store could not even be
+// opened), and returns err.
+func (a *app) finishJSON(asJSON, tried bool, out any, err error) error {
+	if asJSON && tried {
+		if jerr := writeJSON(a.stdout, out); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
 }
 
 // each runs fn for every argument, going on after a failure. A single

@@ -41,6 +41,7 @@ type app struct {
 
 	dir   string // --dir
 	quiet bool   // --quiet
+	image string // import --image
 }
 
 // run executes the command line args and returns the exit status. Errors
@@ -105,7 +106,7 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.dir, "dir", "", "store directory (default $IMAGESTORE_DIR, else $XDG_DATA_HOME/imagestore)")
-	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only results: no progress, notes or warnings")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only results, one key or path per line: no tables, summaries, progress, notes or warnings")
 	root.MarkPersistentFlagDirname("dir")
 
 	root.AddCommand(
@@ -120,6 +121,7 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 		a.gcCommand(),
 		a.verifyCommand(),
 		a.rebuildCommand(),
+		a.adoptCommand(),
 	)
 	return root
 }
@@ -137,6 +139,17 @@ func versionString() string {
 		v = "devel"
 	}
 	return v + ", sqlite driver " + sqliteDriver
+}
+
+// result prints a line of a command's result on stdout: as the format and
+// args say, or, with --quiet, only the bare value (a key or a path), so
+// that --quiet output is one value per line on every command.
+func (a *app) result(bare string, format string, args ...any) {
+	if a.quiet {
+		fmt.Fprintln(a.stdout, bare)
+		return
+	}
+	fmt.Fprintf(a.stdout, format+"\n", args...)
 }
 
 // note prints an informational line on stderr unless --quiet.

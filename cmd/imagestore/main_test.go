@@ -59,16 +59,21 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond == "root" {
+			switch cond {
+			case "root":
 				return os.Geteuid() == 0, nil
+			case "tmpfs":
+				return canMountTmpfs(), nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mkaci":     cmdMkaci,
-			"jsonshape": cmdJSONShape,
-			"addremote": cmdAddRemote,
-			"exits":     cmdExits,
+			"mkaci":      cmdMkaci,
+			"jsonshape":  cmdJSONShape,
+			"addremote":  cmdAddRemote,
+			"exits":      cmdExits,
+			"mounttmpfs": cmdMountTmpfs,
+			"fillfs":     cmdFillFS,
 		},
 	})
 }
@@ -95,8 +100,9 @@ func fixtureKey(t *testing.T) string {
 //	mkaci FILE NAME[:VERSION] [ENTRY...]
 //
 // The manifest comes first; each ENTRY is TYPE:PATH[=VALUE] with TYPE one
-// of dir, file (VALUE is the content), big (VALUE is a size in bytes),
-// symlink and link (VALUE is the target), char and block (VALUE is
+// of dir (VALUE, if any, is the mode in octal), file (VALUE is the
+// content), big (VALUE is a size in bytes), symlink and link (VALUE is
+// the target), char and block (VALUE is
 // MAJOR,MINOR) and fifo. Paths are used as given, so scripts can build
 // hostile images.
 func cmdMkaci(ts *testscript.TestScript, neg bool, args []string) {
@@ -132,7 +138,13 @@ func cmdMkaci(ts *testscript.TestScript, neg bool, args []string) {
 		p, val, _ := strings.Cut(rest, "=")
 		switch typ {
 		case "dir":
-			write(&tar.Header{Name: p, Typeflag: tar.TypeDir, Mode: 0o755}, nil)
+			mode := int64(0o755)
+			if val != "" {
+				var err error
+				mode, err = strconv.ParseInt(val, 8, 64)
+				ts.Check(err)
+			}
+			write(&tar.Header{Name: p, Typeflag: tar.TypeDir, Mode: mode}, nil)
 		case "file":
 			write(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(val))}, []byte(val))
 		case "big":

@@ -10,11 +10,21 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// gcJSON is what gc --json prints.
+type gcJSON struct {
+	DryRun        bool     `json:"dryRun"`
+	RemovedImages []string `json:"removedImages"`
+	RemovedFiles  []string `json:"removedFiles"`
+	InUse         []string `json:"inUse"`
+	Error         string   `json:"error,omitempty"`
+}
+
 func (a *app) gcCommand() *cobra.Command {
 	var (
 		grace   time.Duration
 		orphans bool
 		dryRun  bool
+		asJSON  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "gc",
@@ -27,8 +37,11 @@ half-created temp files.
 
 An image another process is reading or writing is never removed; it is
 reported as in use and left for a later gc. Each removal is printed on
-standard output ("removed image KEY", "removed file PATH"); --dry-run
-prints what would be removed ("would remove ...") and removes nothing.`,
+standard output ("removed image KEY", "removed file PATH"; with --quiet
+only KEY or PATH); --dry-run prints what would be removed ("would remove
+...") and removes nothing. When there is nothing to remove, it says so.
+--json prints one JSON document: {"dryRun", "removedImages",
+"removedFiles", "inUse", "error"}.`,
 		Example: `  imagestore gc --dry-run
   imagestore gc --grace-period 168h --orphans`,
 		Args: exactArgs(0),
@@ -42,25 +55,39 @@ prints what would be removed ("would remove ...") and removes nothing.`,
 					Orphans:     orphans,
 					DryRun:      dryRun,
 				})
-				if rep != nil {
-					verb := "removed"
-					if dryRun {
-						verb = "would remove"
-					}
-					for _, k := range rep.RemovedImages {
-						fmt.Fprintf(a.stdout, "%s image %s\n", verb, k)
-					}
-					for _, f := range rep.RemovedFiles {
-						fmt.Fprintf(a.stdout, "%s file %s\n", verb, f)
-					}
-					for _, k := range rep.InUse {
-						a.note("imagestore: %s is in use by another process: left for a later gc", k)
-					}
-				}
 				if err != nil {
-					return fmt.Errorf("gc: %w", err)
+					err = fmt.Errorf("gc: %w", err)
 				}
-				return nil
+				if rep == nil {
+					return err
+				}
+				if asJSON {
+					out := gcJSON{DryRun: dryRun, RemovedImages: []string{}, RemovedFiles: []string{}, InUse: []string{}}
+					out.RemovedImages = append(out.RemovedImages, rep.RemovedImages...)
+					out.RemovedFiles = append(out.RemovedFiles, rep.RemovedFiles...)
+					out.InUse = append(out.InUse, rep.InUse...)
+					if err != nil {
+						out.Error = oneLine(errorMessage(err))
+					}
+					return a.finishJSON(true, true, out, err)
+				}
+				verb := "removed"
+				if dryRun {
+					verb = "would remove"
+				}
+				for _, k := range rep.RemovedImages {
+					a.result(k, "%s image %s", verb, k)
+				}
+				for _, f := range rep.RemovedFiles {
+					a.result(f, "%s file %s", verb, f)
+				}
+				for _, k := range rep.InUse {
+					a.note("imagestore: %s is in use by another process: left for a later gc", k)
+				}
+				if len(rep.RemovedImages)+len(rep.RemovedFiles) == 0 && err == nil {
+					a.note("gc: nothing to remove")
+				}
+				return err
 			})
 		},
 	}
@@ -68,6 +95,7 @@ prints what would be removed ("would remove ...") and removes nothing.`,
 	f.DurationVar(&grace, "grace-period", 24*time.Hour, "remove images unused for longer than this (0s: every unused image)")
 	f.BoolVar(&orphans, "orphans", false, "also remove files that belong to no image (crash and removal leftovers)")
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	f.BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	return cmd
 }
 
@@ -170,22 +198,33 @@ func verifyHint(problems []store.Problem) string {
 	return strings.Join(hints, "; ")
 }
 
+// rebuildJSON is what rebuild --json prints.
+type rebuildJSON struct {
+	Images      []string      `json:"images"`
+	Skipped     []problemJSON `json:"skipped"`
+	OldDatabase string        `json:"oldDatabase"`
+}
+
 func (a *app) rebuildCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "rebuild",
 		Short: "Recreate the store's database from its images",
 		Long: `Rebuild recreates the database from the image files: every image is
 re-hashed and checked, its manifest re-read, and its record written anew
 with the file's modification time as import time. Remotes and latest marks
 are not kept in the images and are lost. The old database is moved into
-db-backups/, never deleted. It also adopts a store written by rkt.
+db-backups/, never deleted. A store written by rkt is refused: 'imagestore
+adopt' keeps what rkt recorded, which rebuild would lose.
 
 Run it when a command says the database must be rebuilt (corrupt or lost).
 It needs the store to itself and waits up to 30s for other users. The keys
 recorded are printed on standard output; images that could not be
-recorded are reported as warnings on standard error.`,
+recorded are reported as warnings on standard error. --json prints one
+JSON document: {"images", "skipped": [{"kind", "key", "path", "detail"}],
+"oldDatabase"}.`,
 		Example: `  imagestore rebuild
-  imagestore --dir /var/lib/rkt/cas rebuild`,
+  imagestore --dir /var/lib/imagestore rebuild --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.storeDir()
@@ -195,6 +234,14 @@ recorded are reported as warnings on standard error.`,
 			rep, err := store.Rebuild(dir)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				out := rebuildJSON{Images: []string{}, Skipped: []problemJSON{}, OldDatabase: rep.OldDatabase}
+				out.Images = append(out.Images, rep.Images...)
+				for _, p := range rep.Skipped {
+					out.Skipped = append(out.Skipped, problemJSON{string(p.Kind), p.Key, p.Path, p.Detail})
+				}
+				return writeJSON(a.stdout, out)
 			}
 			for _, k := range rep.Images {
 				fmt.Fprintln(a.stdout, k)
@@ -210,4 +257,6 @@ recorded are reported as warnings on standard error.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
 }

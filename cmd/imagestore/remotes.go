@@ -61,7 +61,8 @@ age and when it was downloaded. Fetchers record them; the store uses them
 to revalidate a download instead of repeating it.
 
 --json prints one JSON document: {"remotes": [{"aciURL", "sigURL", "etag",
-"key", "cacheMaxAge", "downloadTime"}]}.`,
+"key", "cacheMaxAge", "downloadTime"}]}. With --quiet only the ACI URLs
+are printed, one per line.`,
 		Example: `  imagestore remotes
   imagestore remotes --json | jq -r '.remotes[].aciURL'`,
 		Args: exactArgs(0),
@@ -79,6 +80,12 @@ to revalidate a download instead of repeating it.
 						out.Remotes = append(out.Remotes, toRemoteJSON(r))
 					}
 					return writeJSON(a.stdout, out)
+				}
+				if a.quiet {
+					for _, r := range all {
+						fmt.Fprintln(a.stdout, r.ACIURL)
+					}
+					return nil
 				}
 				now := time.Now()
 				tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)

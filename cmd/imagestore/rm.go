@@ -8,8 +8,21 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// rmJSON is what rm --json prints.
+type rmJSON struct {
+	Removed []removedJSON `json:"removed"`
+	Failed  []failedJSON  `json:"failed"`
+}
+
+type removedJSON struct {
+	Arg     string `json:"arg"`
+	Key     string `json:"key"`
+	Warning string `json:"warning,omitempty"` // files left behind
+}
+
 func (a *app) rmCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:     "rm KEY|NAME[:version]...",
 		Aliases: []string{"remove"},
 		Short:   "Remove images from the store",
@@ -20,37 +33,51 @@ every image of that name.
 
 It goes on after an argument that fails and exits 1 if any did. When an
 image's files cannot all be deleted the image is still removed from the
-database (a warning names the files left behind).`,
+database (a warning names the files left behind). --json prints one JSON
+document: {"removed": [{"arg", "key", "warning"}], "failed": [{"arg",
+"error"}]}.`,
 		Example: `  imagestore rm sha512-1c9abf1ff224
   imagestore rm example.com/hello:1.0.0 example.com/old`,
 		Args:              minArgs(1),
 		ValidArgsFunction: a.completeImages(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(s *store.Store) error {
-				return a.each("rm", args, func(ref string) error {
+			out := rmJSON{Removed: []removedJSON{}, Failed: []failedJSON{}}
+			err := a.withStore(func(s *store.Store) error {
+				return a.each("rm", args, func(ref string) (err error) {
+					defer func() {
+						if err != nil {
+							out.Failed = append(out.Failed, failedJSON{ref, oneLine(errorMessage(err))})
+						}
+					}()
 					keys, err := resolveForRemoval(s, ref)
 					if err != nil {
 						return fmt.Errorf("rm %s: %w", ref, err)
 					}
 					for _, key := range keys {
+						removed := removedJSON{Arg: ref, Key: key}
 						err := s.RemoveACI(key)
 						var partial *store.StoreRemovalError
 						if errors.As(err, &partial) {
-							a.note("imagestore: warning: %s: image removed, but %s", key, oneLine(err.Error()))
+							removed.Warning = "image removed, but " + oneLine(err.Error())
+							a.note("imagestore: warning: %s: %s", key, removed.Warning)
 							err = nil
 						}
 						if err != nil {
 							return fmt.Errorf("rm %s: %w", ref, err)
 						}
-						if !a.quiet {
+						out.Removed = append(out.Removed, removed)
+						if !asJSON {
 							fmt.Fprintln(a.stdout, key)
 						}
 					}
 					return nil
 				})
 			})
+			return a.finishJSON(asJSON, len(out.Removed)+len(out.Failed) > 0, out, err)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
 }
 
 // resolveForRemoval is resolve, except that a bare name means every image

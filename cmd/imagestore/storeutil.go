@@ -32,22 +32,51 @@ func (a *app) storeDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "imagestore"), nil
 }
 
-// withStore opens the store, runs fn and closes the store; a failure to
-// close is reported too.
+// withStore opens the existing store, runs fn and closes the store; a
+// failure to close is reported too. A directory that holds no store is an
+// error, and nothing is created there: only import makes a new store
+// (withNewStore), so that a mistyped --dir is noticed.
 func (a *app) withStore(fn func(s *store.Store) error) error {
+	return a.openStore(false, fn)
+}
+
+// withNewStore is withStore for import: it creates the store if needed.
+func (a *app) withNewStore(fn func(s *store.Store) error) error {
+	return a.openStore(true, fn)
+}
+
+func (a *app) openStore(create bool, fn func(s *store.Store) error) error {
 	dir, err := a.storeDir()
 	if err != nil {
 		return err
 	}
+	if !create && !holdsStore(dir) {
+		return fmt.Errorf("no image store in %s: check --dir or $IMAGESTORE_DIR ('imagestore import' creates a store)", dir)
+	}
 	s, err := store.NewStore(dir)
 	if err != nil {
 		return err
+	}
+	if rerr := s.RecoveryError(); rerr != nil {
+		a.note("imagestore: warning: %s: 'imagestore gc' retries it", oneLine(rerr.Error()))
 	}
 	err = fn(s)
 	if cerr := s.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close store %s: %w", dir, cerr)
 	}
 	return err
+}
+
+// holdsStore reports whether dir looks like an image store: it has a
+// database (ours, or rkt's ql database, which NewStore explains), or image
+// files (a store whose database was lost, which NewStore explains too).
+func holdsStore(dir string) bool {
+	for _, p := range []string{filepath.Join("db", "store.db"), filepath.Join("db", "ql.db"), "blob"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // isKeyRef reports whether ref is meant as a key (or key prefix) rather

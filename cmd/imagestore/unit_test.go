@@ -110,7 +110,7 @@ func TestRunExitCodes(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"--dir", dir, "list"}, exitOK},
+		{[]string{"--dir", dir, "list"}, exitFail}, // no store there
 		{[]string{"--dir", dir, "list", "--nope"}, exitUsage},
 		{[]string{"--dir", dir, "show", "sha512-00"}, exitFail},
 		{[]string{"nope"}, exitUsage},
