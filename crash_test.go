@@ -22,7 +22,7 @@ var long = flag.Bool("long", os.Getenv("IMAGESTORE_LONG") != "", "run the long c
 
 // The failpoints of the write and remove paths (see hit calls).
 var crashPoints = []string{
-	"ingest-copy", "ingest-done", "write-intent", "write-blob-renamed",
+	"ingest-created", "ingest-copy", "ingest-done", "write-intent", "write-blob-renamed",
 	"write-manifest-renamed", "write-in-transaction", "write-committed",
 	"remove-in-transaction", "remove-committed", "remove-blob-removed",
 }
@@ -32,17 +32,7 @@ var crashPoints = []string{
 // parent at a random time. It reports each step on stdout, flushed, so the
 // parent knows what was committed before the kill.
 func childCrash(dir string) error {
-	if fp := os.Getenv("IMAGESTORE_FAILPOINT"); fp != "" {
-		name, nth, _ := strings.Cut(fp, ":")
-		n, _ := strconv.Atoi(nth)
-		failpoint = func(at string) {
-			if at == name {
-				if n--; n <= 0 {
-					syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				}
-			}
-		}
-	}
+	armFailpoint()
 	seed, _ := strconv.ParseInt(os.Getenv("IMAGESTORE_SEED"), 10, 64)
 	s, err := NewStore(dir)
 	if err != nil {
@@ -71,6 +61,24 @@ func childCrash(dir string) error {
 		}
 	}
 	return nil
+}
+
+// armFailpoint makes a child kill itself (SIGKILL) at the n-th hit of the
+// failpoint named by IMAGESTORE_FAILPOINT ("name:n"), if set.
+func armFailpoint() {
+	fp := os.Getenv("IMAGESTORE_FAILPOINT")
+	if fp == "" {
+		return
+	}
+	name, nth, _ := strings.Cut(fp, ":")
+	n, _ := strconv.Atoi(nth)
+	failpoint = func(at string) {
+		if at == name {
+			if n--; n <= 0 {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 // crashImage is the i-th image of a child: gzip-compressed, with 256 KiB
@@ -173,7 +181,11 @@ func checkAfterCrash(t *testing.T, dir string, m *crashModel, trial string) {
 		}
 	}
 	// Recovery at open settled everything in flight: no row names a
-	// missing file, no partial or orphan blob is left, no dead temp file.
+	// missing file, no partial or orphan blob is left, no dead temp file,
+	// nothing at all in tmp/ (the children make no temp files of their own).
+	if got := tmpEntries(t, s); len(got) != 0 {
+		t.Fatalf("%s: tmp/ holds %v after NewStore", trial, got)
+	}
 	if v, err := s.Verify(); err != nil || !v.OK() {
 		t.Fatalf("%s: Verify after recovery: %v %v", trial, v.Problems, err)
 	}
@@ -209,4 +221,38 @@ func TestCrashSafety(t *testing.T) {
 		checkAfterCrash(t, dir, m, trial)
 	}
 	t.Logf("%d kill trials, %d images alive at the end", trials, len(m.committed))
+}
+
+// A temp file left between its creation and its lock (.new-) is removed by
+// the next NewStore, unless a live writer holds it.
+func TestRecoveryRemovesDeadNewTempFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dead := filepath.Join(dir, "tmp", tmpNewPrefix+"123")
+	live := filepath.Join(dir, "tmp", tmpNewPrefix+"456")
+	for _, p := range []string{dead, live} {
+		if err := os.WriteFile(p, nil, filePerm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ok, err := tryLockFile(f); err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := tmpEntries(t, s); len(got) != 1 || got[0] != filepath.Base(live) {
+		t.Fatalf("tmp/ holds %v, want only the live writer's %s", got, filepath.Base(live))
+	}
 }

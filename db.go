@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -62,6 +63,13 @@ type db struct {
 	// handler would poll with sleeps of up to 100 ms.
 	writeMu   sync.Mutex
 	writeLock *os.File
+
+	// flushErr is the first failed flush of the WAL. After it, no commit
+	// of this handle is durable for sure: Linux may have dropped the
+	// failed pages and will not say so again (PostgreSQL's "fsyncgate"),
+	// and SQLite's recovery stops at the first lost frame, dropping every
+	// commit after it. So every later do fails instead of acknowledging.
+	flushErr atomic.Pointer[error]
 }
 
 // connMode says what a connection is for: it sets its pragmas.
@@ -267,6 +275,9 @@ func (d *db) withRoom(op func() error) error {
 // commit is durable. The transaction commits when all return nil and rolls
 // back when any returns an error or panics (the panic then continues).
 func (d *db) do(fns ...func(*sql.Tx) error) error {
+	if err := d.flushErr.Load(); err != nil {
+		return fmt.Errorf("flush database: an earlier flush failed, so no write is durable for sure until the store is reopened: %w", *err)
+	}
 	if err := d.transact(fns...); err != nil {
 		return err
 	}
@@ -307,6 +318,7 @@ func (d *db) syncWAL() error {
 	}
 	defer f.Close()
 	if err := fdatasync(f); err != nil {
+		d.flushErr.CompareAndSwap(nil, &err)
 		return wrap(err, "flush database")
 	}
 	hit("db-flushed")

@@ -38,6 +38,8 @@ func runChild(role, dir string) error {
 		return childSharedUser(dir)
 	case "contend":
 		return childContend(dir)
+	case "powercut":
+		return childPowerCut(dir)
 	case "opener":
 		return childOpener(dir)
 	}
@@ -77,10 +79,12 @@ func childWriter(dir string) error {
 	return nil
 }
 
-func startChild(t *testing.T, role, dir string) (*exec.Cmd, *bytes.Buffer) {
+// startChild starts this test binary as a child playing role on the store
+// at dir, with env added to its environment, and returns its stdout.
+func startChild(t *testing.T, role, dir string, env ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr

@@ -14,6 +14,9 @@ import (
 //
 //   - .ingest-* files: images (or manifests) being written. Their writer
 //     holds a flock on them while it lives; an unlocked one is dead.
+//   - .new-* files: the same, killed between their creation and their lock.
+//     An unlocked one may also be a live writer's in that instant: removing
+//     it makes that writer start again with a new file (createIngestFile).
 //   - .intent-<key> files: created under the key's exclusive lock before
 //     the blob and manifest of key are published or removed, and deleted
 //     after the database agrees with the files. One left behind means the
@@ -30,9 +33,9 @@ func (s *Store) intentPath(key string) string {
 }
 
 // beginIntent records that the files of key are about to change. The key
-// must be locked exclusively. The file is not fsynced: on ext4 and xfs the
-// journal keeps metadata operations in order, so it is durable whenever
-// the renames after it are; elsewhere GC's sweep covers a lost one.
+// must be locked exclusively. The file itself is not fsynced: WriteACI
+// fsyncs tmp/ before the blob's directory, so the intent is durable before
+// the blob's name is. A removal does not (see removeLocked).
 func (s *Store) beginIntent(key string) error {
 	f, err := os.OpenFile(s.intentPath(key), os.O_WRONLY|os.O_CREATE, filePerm)
 	if err != nil {
@@ -50,6 +53,9 @@ func (s *Store) endIntent(key string) {
 // left in tmp/. Files of live writers (locked) are left alone. It returns
 // the paths it removed.
 func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
+	if !dryRun {
+		hit("recover-start")
+	}
 	entries, err := os.ReadDir(s.tmpDir)
 	if err != nil {
 		return nil, wrap(err, "recover: list temp files")
@@ -59,7 +65,7 @@ func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case strings.HasPrefix(name, tmpIngestPrefix):
+		case strings.HasPrefix(name, tmpIngestPrefix), strings.HasPrefix(name, tmpNewPrefix):
 			p := filepath.Join(s.tmpDir, name)
 			dead, err := unlockedFile(p)
 			if err != nil {
@@ -105,21 +111,22 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	hit("recover-settle")
 	var removed []string
 	if !found {
 		for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
-			if !fileExists(p) {
-				continue
+			if fileExists(p) {
+				removed = append(removed, p)
 			}
-			if !dryRun {
-				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return removed, err
-				}
+		}
+		if !dryRun && len(removed) > 0 {
+			if errs := s.removeFiles(key, true, nil); len(errs) > 0 {
+				return removed, errors.Join(errs...)
 			}
-			removed = append(removed, p)
 		}
 	}
 	if !dryRun {
+		hit("recover-settled")
 		s.endIntent(key)
 	}
 	return append(removed, s.intentPath(key)), nil

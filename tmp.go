@@ -19,7 +19,7 @@ import (
 const tmpIngestPrefix = ".ingest-"
 
 // tmpNewPrefix names a store temp file in the instant between its creation
-// and its lock. GC removes old ones; recovery ignores them.
+// and its lock. Recovery removes unlocked ones, as it does .ingest- files.
 const tmpNewPrefix = ".new-"
 
 // TmpDir creates and returns dir local to the same filesystem as the Store,
@@ -129,13 +129,27 @@ type ingestFile struct {
 func (f *ingestFile) Name() string { return f.name }
 
 func (s *Store) createIngestFile() (*ingestFile, error) {
-	// The file is created and locked under a name that recovery ignores,
-	// then renamed: an .ingest- file is always locked while its writer
-	// lives, so recovery never mistakes a new one for a dead one.
+	// The file is created and locked under a name that recovery only
+	// removes while it is unlocked, then renamed: an .ingest- file is
+	// always locked while its writer lives. Recovery (another process's
+	// NewStore) may remove the new file in the instant before its lock;
+	// the rename then fails and a new file is made.
+	for try := 0; ; try++ {
+		f, gone, err := s.tryIngestFile()
+		if !gone || try >= 10 {
+			return f, err
+		}
+	}
+}
+
+// tryIngestFile makes one attempt of createIngestFile; gone reports that
+// recovery removed the file before it was locked.
+func (s *Store) tryIngestFile() (_ *ingestFile, gone bool, err error) {
 	f, err := os.CreateTemp(s.tmpDir, tmpNewPrefix+"*")
 	if err != nil {
-		return nil, wrap(err, "create ingest file")
+		return nil, false, wrap(err, "create ingest file")
 	}
+	hit("ingest-created")
 	err = f.Chmod(filePerm)
 	if err == nil {
 		var ok bool
@@ -148,12 +162,12 @@ func (s *Store) createIngestFile() (*ingestFile, error) {
 		if err = os.Rename(f.Name(), name); err == nil {
 			// os.File keeps the name it was opened with; reopen nothing,
 			// just remember the new one.
-			return &ingestFile{File: f, name: name}, nil
+			return &ingestFile{File: f, name: name}, false, nil
 		}
 	}
 	f.Close()
 	os.Remove(f.Name())
-	return nil, wrap(err, "create ingest file")
+	return nil, errors.Is(err, fs.ErrNotExist), wrap(err, "create ingest file")
 }
 
 // release closes the file, dropping its lock, and removes it unless it was
