@@ -125,3 +125,31 @@ func RemoveRemote(tx *sql.Tx, blobKey string) error {
 	_, err := tx.Exec(`DELETE FROM remote WHERE blobkey = ?`, blobKey)
 	return wrap(err, "remove remotes of %s", blobKey)
 }
+
+// GetRemote tries to retrieve a remote with the given ACIURL. If remote
+// doesn't exist, it returns ErrRemoteNotFound error.
+func (s *Store) GetRemote(aciURL string) (*Remote, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	return getRemote(s.db.q, aciURL)
+}
+
+// WriteRemote adds or updates the provided Remote.
+func (s *Store) WriteRemote(remote *Remote) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkRemote(remote); err != nil {
+		return err
+	}
+	return s.db.do(func(tx *sql.Tx) error { return WriteRemote(tx, remote) })
+}
+
+// GetAllRemotes returns every remote, ordered by ACI URL.
+func (s *Store) GetAllRemotes() ([]*Remote, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	return allRemotes(s.db.r)
+}

@@ -1,0 +1,204 @@
+//go:build unix
+
+// This file holds the write path: an image ingested, published under its
+// key's lock and recorded, in the order that makes a crash harmless.
+
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// WriteACI takes an ACI encapsulated in an io.ReadSeeker, decompresses it
+// if necessary, and then stores it in the store under a key based on the
+// image ID (i.e. the hash of the uncompressed ACI). fetchInfo.Latest marks
+// the ACI as the latest, for example an ACI discovered without asking for a
+// specific version (latest pattern).
+//
+// The input may be a tar, or a tar compressed with gzip, bzip2 or xz
+// (detected by content). WriteACI seeks r to its start once
+// (Seek(0, io.SeekStart)), then reads it once, forward, to its end: a
+// truncated or corrupt archive, or one without a valid manifest, is
+// refused with ErrInvalidImage and leaves nothing behind. Writing an image
+// that is already stored is harmless: its import time, last use and latest
+// flag are updated.
+//
+// The image is durable when WriteACI returns: the tar and the manifest
+// are fsynced and renamed into place, and their directories fsynced,
+// before the database row that makes them visible commits (see the
+// Durability section of the package documentation).
+func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error) {
+	if err := s.live(); err != nil {
+		return "", err
+	}
+	in, err := s.ingest(r)
+	if err != nil {
+		return "", wrap(err, "write image")
+	}
+	defer in.file.release()
+	key := in.key
+
+	imj, err := json.Marshal(in.manifest)
+	if err != nil {
+		return "", wrap(err, "write image %s: encode manifest", key)
+	}
+	// The manifest is a copy of the one inside the blob, but Verify and
+	// every reader expect it whole: it is made durable like the blob.
+	mf, err := s.writeTemp(imj)
+	if err != nil {
+		return "", wrap(err, "write image %s", key)
+	}
+	defer mf.release()
+
+	kl, err := lockKey(s.lockDir, key, true)
+	if err != nil {
+		return "", wrap(err, "write image")
+	}
+	defer kl.unlock()
+	if err := s.beginIntent(key); err != nil {
+		return "", wrap(err, "write image")
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.unpublishLocked(key)
+		}
+	}()
+	hit("write-intent")
+	// The row is what makes an image exist, so a new blob may be renamed
+	// into place before its fsync: until the row commits nobody reads it,
+	// and a crash leaves an orphan that the intent lets recovery remove.
+	// One fsync after the rename then makes the data, the inode and the
+	// rename durable in one journal commit, and the directory's fsync finds
+	// little left to do. A blob that replaces a committed one (the image
+	// written again) is fsynced first, as it must never be seen torn.
+	// The manifest goes the same way.
+	replacing, err := hasACIInfo(s.db.q, key)
+	if err != nil {
+		return "", wrap(err, "write image %s", key)
+	}
+	if replacing {
+		if err := in.file.Sync(); err != nil {
+			return "", wrap(err, "write image %s: sync", key)
+		}
+		if err := fdatasync(mf.File); err != nil {
+			return "", wrap(err, "write image %s: sync manifest", key)
+		}
+	}
+	blob, manifest := s.blobPath(key), s.manifestPath(key)
+	if err := rename(in.file, blob); err != nil {
+		return "", wrap(err, "write image %s: publish blob", key)
+	}
+	hit("write-blob-renamed")
+	if err := rename(mf, manifest); err != nil {
+		return "", wrap(err, "write image %s: publish manifest", key)
+	}
+	hit("write-manifest-renamed")
+	if !replacing {
+		if err := in.file.Sync(); err != nil {
+			return "", wrap(err, "write image %s: sync", key)
+		}
+		if err := fdatasync(mf.File); err != nil {
+			return "", wrap(err, "write image %s: sync manifest", key)
+		}
+	}
+	// The names: the intent before the blob's, so that a blob never
+	// outlives a power cut without a row or an intent; the manifest's so
+	// that the row never finds it missing. On ext4 and xfs the fsyncs
+	// above already committed them and these find nothing left to do.
+	for _, d := range []string{s.tmpDir, filepath.Dir(manifest), filepath.Dir(blob)} {
+		if err := syncDir(d); err != nil {
+			return "", wrap(err, "write image %s: sync", key)
+		}
+	}
+	now := time.Now()
+	err = s.db.do(func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO aciinfo (`+aciinfoColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0)
+			ON CONFLICT (blobkey) DO UPDATE SET name = excluded.name, importtime = excluded.importtime,
+				lastused = excluded.lastused, latest = excluded.latest, size = excluded.size`,
+			key, in.manifest.Name.String(), dbTime{&now}, dbTime{&now}, fetchInfo.Latest, in.size)
+		if err != nil {
+			return err
+		}
+		if err := writeLabels(tx, key, in.manifest.Name.String(), in.manifest.Labels); err != nil {
+			return err
+		}
+		hit("write-in-transaction")
+		return nil
+	})
+	if err != nil {
+		return "", wrap(err, "write image %s: record", key)
+	}
+	committed = true
+	hit("write-committed")
+	s.endIntent(key)
+	return key, nil
+}
+
+// unpublishLocked removes the files of key that a failed WriteACI may
+// have published (a full disk: no room for a shard directory, for the
+// manifest or for the commit), so that the failed call leaves nothing
+// behind. Files that a row names stay, and so does the intent: the image
+// was stored before, or only the flush after the commit failed, and then
+// the row may not be durable (TestFailingDisk): recovery decides from the
+// row it finds after a reboot. On any doubt the intent stays. The key is
+// locked exclusively.
+func (s *Store) unpublishLocked(key string) {
+	found, err := hasACIInfo(s.db.q, key)
+	if err != nil || found {
+		return
+	}
+	for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
+	s.endIntent(key)
+}
+
+// rename moves a written store temp file to dst, creating dst's directory.
+func rename(f *ingestFile, dst string) error {
+	if err := mkdirShared(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return err
+	}
+	f.done = true
+	return nil
+}
+
+// UpdateTreeStoreSize records the size of the image's rendered tree, as
+// rkt's tree store did after rendering an image; GetAllACIInfos and the
+// ACIInfo helpers return it. The size is the caller's: the store does not
+// look at the tree. A negative size is ErrInvalidArgument, an unknown key
+// ErrKeyNotFound.
+func (s *Store) UpdateTreeStoreSize(key string, newSize int64) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	if err := checkFullKey(key); err != nil {
+		return err
+	}
+	if newSize < 0 {
+		return fmt.Errorf("%w: negative tree store size %d", ErrInvalidArgument, newSize)
+	}
+	return s.db.do(func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE aciinfo SET treestoresize = ? WHERE blobkey = ?`, newSize, key)
+		if err != nil {
+			return wrap(err, "update tree store size of %s", key)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("update tree store size of %s: %w", key, ErrKeyNotFound)
+		}
+		return nil
+	})
+}
