@@ -48,9 +48,6 @@ type aliasError struct {
 func (e *aliasError) Error() string        { return e.msg }
 func (e *aliasError) Is(target error) bool { return target == e.also }
 
-// rktDBPath is where rkt keeps its ql database in the store at dir.
-func rktDBPath(dir string) string { return filepath.Join(dir, "db", "ql.db") }
-
 // adopting is the name of the database Adopt builds before it renames it
 // to db/store.db.
 const adoptingDBFileName = "adopting.db"
@@ -171,7 +168,7 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 	}
 
 	// Nothing has changed in dir so far; from here on the store is made.
-	for _, d := range s.layout() {
+	for _, d := range s.dirs() {
 		if err := mkdirShared(d); err != nil {
 			return nil, wrap(err, "adopt: create store directory")
 		}
@@ -180,7 +177,7 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 	if r.OldDatabase, err = moveDatabaseAside(dir); err != nil {
 		return nil, wrap(err, "adopt")
 	}
-	adopting := filepath.Join(dir, "db", adoptingDBFileName)
+	adopting := filepath.Join(newLayout(dir).dbDir(), adoptingDBFileName)
 	for _, suffix := range []string{"", "-wal", "-shm"} { // an adoption cut short
 		if err := os.Remove(adopting + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, wrap(err, "adopt")

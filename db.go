@@ -129,7 +129,7 @@ func openDB(path string) (*db, error) {
 			d.close()
 		}
 	}()
-	if d.writeLock, err = openShared(filepath.Join(filepath.Dir(path), "write.lock")); err != nil {
+	if d.writeLock, err = openShared(writeLockPath(path)); err != nil {
 		return nil, wrap(err, "open database write lock")
 	}
 	if err := d.openWriter(); err != nil {
@@ -396,7 +396,6 @@ func (v dbTime) Scan(src any) error {
 }
 
 // dbPath is where the database file of the store at dir lives.
-func dbPath(dir string) string { return filepath.Join(dir, "db", dbFileName) }
 
 // fileExists reports whether path exists (errors other than "not exist"
 // count as existing, so that callers go on to report them).

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -101,7 +100,7 @@ func withRoom(dbDir string, op func() error, makeRoom ...func() bool) error {
 // releaseReserve removes the reserve in dbDir and reports whether there
 // was one to free.
 func releaseReserve(dbDir string) bool {
-	path := filepath.Join(dbDir, reserveName)
+	path := reservePath(dbDir)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() == 0 {
 		return false
@@ -115,7 +114,7 @@ func releaseReserve(dbDir string) bool {
 // same offsets, so the file needs no lock and no rename. Its data is not
 // fsynced: a reserve lost in a crash is made again by the next open.
 func fillReserve(dbDir string) error {
-	path := filepath.Join(dbDir, reserveName)
+	path := reservePath(dbDir)
 	if fi, err := os.Stat(path); err == nil && fi.Size() >= reserveSize {
 		return nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {

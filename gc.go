@@ -165,7 +165,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 	errs = append(errs, err)
 	for _, e := range entries {
 		if key := e.Name(); checkFullKey(key) == nil {
-			removeUnowned(key, filepath.Join(s.lockDir, key), true)
+			removeUnowned(key, s.keyLockPath(key), true)
 		}
 	}
 	// Temp files that crashed between their creation and their lock.

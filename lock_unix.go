@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -120,7 +119,7 @@ func lockKeyOnce(dir, key string, exclusive, wait bool) (*keyLock, error) {
 	if !wait {
 		how |= syscall.LOCK_NB
 	}
-	path := filepath.Join(dir, key)
+	path := keyLockPath(dir, key)
 	f, err := openShared(path)
 	if err != nil {
 		return nil, wrap(err, "open key lock")

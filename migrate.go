@@ -263,7 +263,7 @@ func (s *Store) openSchema() error {
 		// and migrate starts from whatever the winner left.
 		return s.db.do(func(tx *sql.Tx) error { return migrate(tx, s.migrateEnv()) })
 	}
-	if !canWriteDir(filepath.Dir(dbPath(s.dir))) {
+	if !canWriteDir(s.dbDir()) {
 		return ErrDBUpdateNeedsRoot
 	}
 	return s.migrateExclusive()
@@ -310,7 +310,7 @@ func (s *Store) migrateEnv() *migrateEnv {
 // backupDB writes a consistent copy of the database (VACUUM INTO) to
 // db-backups/ and keeps the newest backupsNumber copies.
 func (s *Store) backupDB(fromVersion int) error {
-	dir := filepath.Join(s.dir, "db-backups")
+	dir := s.backupsDir()
 	if err := mkdirShared(dir); err != nil {
 		return wrap(err, "back up database")
 	}

@@ -42,7 +42,10 @@ func writeV1Fixture(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	img1, img2 := v1Images(t)
-	s := &Store{dir: dir, tmpDir: filepath.Join(dir, "tmp"), blobs: newDiskv(filepath.Join(dir, "blob")), manifests: newDiskv(filepath.Join(dir, "imageManifest"))}
+	s, err := newShell(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Date(2018, 4, 13, 12, 0, 0, 0, time.UTC)
 	var keys []string
 	for _, img := range [][]byte{img1, img2} {

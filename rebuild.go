@@ -173,7 +173,7 @@ func moveDatabaseAside(dir string) (string, error) {
 	if databaseReadable(db) {
 		kind = "previous-"
 	}
-	aside := filepath.Join(dir, "db-backups", kind+time.Now().UTC().Format("20060102T150405.000000000Z"))
+	aside := filepath.Join(newLayout(dir).backupsDir(), kind+time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := mkdirShared(aside); err != nil {
 		return "", err
 	}
@@ -205,7 +205,7 @@ func (s *Store) needsRebuild(dbErr error) error {
 		}
 		return nil
 	}
-	if fileExists(filepath.Join(s.dir, "db", "ql.db")) {
+	if fileExists(s.rktDBPath()) {
 		return fmt.Errorf("%w (this is a store written by rkt: its images are kept, its ql database is not read)", ErrNeedsRebuild)
 	}
 	if hasAnyFile(s.blobs.BasePath) {

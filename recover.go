@@ -28,10 +28,6 @@ import (
 // orphan sweep is the full scan behind it.
 const tmpIntentPrefix = ".intent-"
 
-func (s *Store) intentPath(key string) string {
-	return filepath.Join(s.tmpDir, tmpIntentPrefix+key)
-}
-
 // beginIntent records that the files of key are about to change. The key
 // must be locked exclusively. The file itself is not fsynced: WriteACI
 // fsyncs tmp/ before the blob's directory, so the intent is durable before

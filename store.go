@@ -20,13 +20,11 @@ import (
 // A Store is safe for use by many goroutines, and many processes may open
 // the same directory at once.
 type Store struct {
-	dir       string
-	blobs     *diskv.Diskv // uncompressed image tars
-	manifests *diskv.Diskv // image manifest JSON
+	layout                 // where its files live (layout.go)
+	blobs     *diskv.Diskv // uncompressed image tars, read and listed
+	manifests *diskv.Diskv // image manifest JSON, read and listed
 	db        *db
 	storeLock *storeLock
-	lockDir   string
-	tmpDir    string
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
 	cache     *manifestCache
 
@@ -46,7 +44,7 @@ func NewStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, wrap(err, "open store")
 	}
-	if s.db, err = openDB(dbPath(s.dir)); err != nil {
+	if s.db, err = openDB(s.dbFile()); err != nil {
 		s.storeLock.close()
 		if rerr := s.needsRebuild(err); rerr != nil {
 			err = rerr
@@ -93,7 +91,7 @@ func lockedShell(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o777); err != nil {
 		return nil, wrap(err, "create store directory")
 	}
-	for _, d := range s.layout() {
+	for _, d := range s.dirs() {
 		if err := mkdirShared(d); err != nil {
 			return nil, wrap(err, "create store directory")
 		}
@@ -113,21 +111,14 @@ func newShell(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	l := newLayout(dir)
 	return &Store{
-		dir:       dir,
-		lockDir:   filepath.Join(dir, "imagelocks"),
-		tmpDir:    filepath.Join(dir, "tmp"),
-		blobs:     newDiskv(filepath.Join(dir, "blob")),
-		manifests: newDiskv(filepath.Join(dir, "imageManifest")),
+		layout:    l,
+		blobs:     newDiskv(l.blobDir()),
+		manifests: newDiskv(l.manifestDir()),
 		closed:    new(atomic.Bool),
 		cache:     newManifestCache(),
 	}, nil
-}
-
-// layout lists the directories of a store.
-func (s *Store) layout() []string {
-	return []string{s.dir, s.lockDir, s.tmpDir, filepath.Join(s.dir, "db"),
-		filepath.Join(s.dir, "blob"), filepath.Join(s.dir, "imageManifest")}
 }
 
 func newDiskv(base string) *diskv.Diskv {
@@ -169,15 +160,6 @@ func (s *Store) Do(fns ...func(*sql.Tx) error) error {
 	return s.db.do(fns...)
 }
 
-func (s *Store) blobPath(key string) string     { return keyPath(s.blobs, key) }
-func (s *Store) dbDir() string                  { return filepath.Dir(dbPath(s.dir)) }
-func (s *Store) manifestPath(key string) string { return keyPath(s.manifests, key) }
-
-// keyPath is where diskv keeps key: base/sha512/ab/sha512-ab….
-func keyPath(ds *diskv.Diskv, key string) string {
-	return filepath.Join(ds.BasePath, filepath.Join(shardPath(key)...), key)
-}
-
 // HashToKey takes a hash.Hash (which currently _MUST_ represent a full
 // SHA512), calculates its sum, and returns a string which should be used as
 // the key to store the data matching the hash. For any other hash it returns
@@ -194,7 +176,7 @@ func (s *Store) Dump(hex bool) {
 		count := 0
 		for key := range ds.Keys(nil) {
 			var out string
-			val, err := readHead(keyPath(ds, key), 128)
+			val, err := readHead(shardedPath(ds.BasePath, key), 128)
 			switch {
 			case err != nil:
 				out = "error: " + err.Error()

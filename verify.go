@@ -243,7 +243,7 @@ func listStored(base string) ([]storedFile, error) {
 		}
 		f := storedFile{path: p}
 		name := d.Name()
-		if checkFullKey(name) == nil && p == filepath.Join(base, filepath.Join(shardPath(name)...), name) {
+		if checkFullKey(name) == nil && p == shardedPath(base, name) {
 			f.key = name
 		}
 		out = append(out, f)
