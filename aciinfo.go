@@ -13,7 +13,7 @@ import (
 	"github.com/appc/spec/schema/types"
 )
 
-var bg = context.Background()
+var background = context.Background()
 
 // ACIFetchInfo is used to store information about the fetching process of an ACI.
 type ACIFetchInfo struct {
@@ -97,7 +97,7 @@ func GetACIInfosWithKeyPrefix(tx *sql.Tx, prefix string) ([]*ACIInfo, error) {
 // aciinfosWithKeyPrefix reads at most limit rows (-1: all) whose key starts
 // with prefix, as a range over the primary key index.
 func aciinfosWithKeyPrefix(q querier, prefix string, limit int) ([]*ACIInfo, error) {
-	return scanACIInfos(q.QueryContext(bg,
+	return scanACIInfos(q.QueryContext(background,
 		`SELECT `+aciinfoColumns+` FROM aciinfo WHERE blobkey >= ? AND blobkey < ? ORDER BY blobkey LIMIT ?`,
 		prefix, keyPrefixUpperBound(prefix), limit))
 }
@@ -110,7 +110,7 @@ func GetACIInfosWithName(tx *sql.Tx, name string) ([]*ACIInfo, bool, error) {
 }
 
 func aciinfosWithName(q querier, name string) ([]*ACIInfo, error) {
-	return scanACIInfos(q.QueryContext(bg,
+	return scanACIInfos(q.QueryContext(background,
 		`SELECT `+aciinfoColumns+` FROM aciinfo WHERE name = ? ORDER BY importtime, blobkey`, name))
 }
 
@@ -125,7 +125,7 @@ func GetACIInfoWithBlobKey(tx *sql.Tx, blobKey string) (*ACIInfo, bool, error) {
 // another page, most often not in SQLite's cache.
 func hasACIInfo(q querier, blobKey string) (bool, error) {
 	var one int
-	err := q.QueryRowContext(bg, `SELECT 1 FROM aciinfo WHERE blobkey = ?`, blobKey).Scan(&one)
+	err := q.QueryRowContext(background, `SELECT 1 FROM aciinfo WHERE blobkey = ?`, blobKey).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -133,7 +133,7 @@ func hasACIInfo(q querier, blobKey string) (bool, error) {
 }
 
 func aciinfoWithBlobKey(q querier, blobKey string) (*ACIInfo, bool, error) {
-	ais, err := scanACIInfos(q.QueryContext(bg,
+	ais, err := scanACIInfos(q.QueryContext(background,
 		`SELECT `+aciinfoColumns+` FROM aciinfo WHERE blobkey = ?`, blobKey))
 	if err != nil || len(ais) == 0 {
 		return nil, false, err
@@ -155,7 +155,7 @@ func allACIInfos(q querier, sortfields []string, ascending bool) ([]*ACIInfo, er
 	if err != nil {
 		return nil, err
 	}
-	return scanACIInfos(q.QueryContext(bg, `SELECT `+aciinfoColumns+` FROM aciinfo`+order))
+	return scanACIInfos(q.QueryContext(background, `SELECT `+aciinfoColumns+` FROM aciinfo`+order))
 }
 
 // orderBy builds an ORDER BY clause from the fixed list of column names.
@@ -211,7 +211,7 @@ func RemoveACIInfo(tx *sql.Tx, blobKey string) error {
 
 // allKeys lists every image key in the database.
 func allKeys(q querier) ([]string, error) {
-	rows, err := q.QueryContext(bg, `SELECT blobkey FROM aciinfo ORDER BY blobkey`)
+	rows, err := q.QueryContext(background, `SELECT blobkey FROM aciinfo ORDER BY blobkey`)
 	if err != nil {
 		return nil, wrap(err, "list keys")
 	}
@@ -277,7 +277,7 @@ func bestMatch(q querier, name string, labels types.Labels) (string, error) {
 	}
 	b.WriteString(`a.importtime DESC, a.blobkey DESC LIMIT 1`)
 	var key string
-	err := q.QueryRowContext(bg, b.String(), args...).Scan(&key)
+	err := q.QueryRowContext(background, b.String(), args...).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -137,7 +137,7 @@ const ProblemInvalidRow ProblemKind = "invalid-row"
 // in dir is changed. A store adopted already is left alone, with
 // AlreadyAdopted set.
 func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
-	s, err := newShell(dir)
+	s, err := unopenedStore(dir)
 	if err != nil {
 		return nil, wrap(err, "adopt")
 	}
@@ -226,7 +226,7 @@ func (s *Store) adoptInto(path string, r *AdoptReport, images []*ACIInfo, remote
 	}
 	// Fold the WAL into the database file, so that the one file renamed
 	// into place is the whole database.
-	if _, err := s.db.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	if _, err := s.db.writer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		return wrap(err, "checkpoint")
 	}
 	f, err := os.Open(path)

@@ -23,10 +23,10 @@ import (
 // The database lives in db/store.db (SQLite, WAL journal). One Store keeps
 // two handles open for its whole life:
 //
-//   - w: a single connection for writes. Its transactions begin with
+//   - writer: a single connection for writes. Its transactions begin with
 //     BEGIN IMMEDIATE, so they take SQLite's write lock at the start and wait
 //     (busy timeout) instead of failing with "database is locked" half way.
-//   - r: a pool of read-only connections. In WAL mode readers see a
+//   - readers: a pool of read-only connections. In WAL mode readers see a
 //     consistent snapshot and never wait for writers, nor writers for them.
 //
 // Commits are made durable by the store, not by SQLite: the connections
@@ -52,10 +52,10 @@ const (
 )
 
 type db struct {
-	path string // of the database file; its WAL is path + "-wal"
-	w    *sql.DB
-	r    *sql.DB
-	q    *stmtCache // r with prepared statements, for the hot read paths
+	path     string     // of the database file; its WAL is path + "-wal"
+	writer   *sql.DB    // one connection, for write transactions
+	readers  *sql.DB    // a pool of read-only connections
+	prepared *stmtCache // readers with prepared statements, for the hot read paths
 
 	// Writers queue here, in the process (writeMu) and between processes
 	// (an flock on db/write.lock), before BEGIN IMMEDIATE: the kernel wakes
@@ -125,7 +125,7 @@ func openDB(path string) (*db, error) {
 
 	d := &db{path: path}
 	defer func() {
-		if d.q == nil { // failed half way
+		if d.prepared == nil { // failed half way
 			d.close()
 		}
 	}()
@@ -135,10 +135,10 @@ func openDB(path string) (*db, error) {
 	if err := d.openWriter(); err != nil {
 		return nil, err
 	}
-	if d.r, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
+	if d.readers, err = openPool(path, readConn, runtime.GOMAXPROCS(0)*2); err != nil {
 		return nil, err
 	}
-	d.q = newStmtCache(d.r)
+	d.prepared = newStmtCache(d.readers)
 	return d, nil
 }
 
@@ -153,14 +153,14 @@ func (d *db) openWriter() (err error) {
 		return wrap(err, "lock database for opening")
 	}
 	defer flock(d.writeLock, syscall.LOCK_UN)
-	if d.w, err = openPool(d.path, writeConn, 1); err != nil {
+	if d.writer, err = openPool(d.path, writeConn, 1); err != nil {
 		return err
 	}
 	// The first query opens the WAL and -shm files: on a full disk, with
 	// the reserve's help (diskfull.go).
 	var version string
 	err = withRoom(filepath.Dir(d.path), func() error {
-		return d.w.QueryRow("SELECT sqlite_version()").Scan(&version)
+		return d.writer.QueryRow("SELECT sqlite_version()").Scan(&version)
 	}, d.releaseReserve)
 	if err != nil {
 		if strings.Contains(err.Error(), "CGO_ENABLED") {
@@ -206,11 +206,11 @@ func (c connector) Driver() driver.Driver { return sqliteDriver }
 
 func (d *db) close() error {
 	var errs []error
-	if d.q != nil { // opened whole
+	if d.prepared != nil { // opened whole
 		d.trimWAL()
-		errs = append(errs, d.q.close())
+		errs = append(errs, d.prepared.close())
 	}
-	for _, p := range []*sql.DB{d.r, d.w} {
+	for _, p := range []*sql.DB{d.readers, d.writer} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
@@ -239,17 +239,17 @@ func (d *db) trimWAL() {
 // frees its blocks, unless another connection is using it: it does not
 // wait for one. It reports whether it emptied the WAL.
 func (d *db) emptyWAL() bool {
-	c, err := d.w.Conn(bg)
+	c, err := d.writer.Conn(background)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	if _, err := c.ExecContext(bg, `PRAGMA busy_timeout = 0`); err != nil {
+	if _, err := c.ExecContext(background, `PRAGMA busy_timeout = 0`); err != nil {
 		return false
 	}
-	defer c.ExecContext(bg, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs))
+	defer c.ExecContext(background, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs))
 	var busy, frames, copied int
-	err = c.QueryRowContext(bg, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	err = c.QueryRowContext(background, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
 	return err == nil && busy == 0
 }
 
@@ -257,7 +257,7 @@ func (d *db) emptyWAL() bool {
 // anyone (a passive checkpoint), so that the next transaction may write
 // the WAL from its start, into blocks it already has.
 func (d *db) reuseWAL() bool {
-	_, err := d.w.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	_, err := d.writer.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 	return err == nil
 }
 
@@ -321,7 +321,7 @@ func (d *db) syncWAL() error {
 		d.flushErr.CompareAndSwap(nil, &err)
 		return wrap(err, "flush database")
 	}
-	hit("db-flushed")
+	failpointAt("db-flushed")
 	return nil
 }
 
@@ -334,7 +334,7 @@ func (d *db) transact(fns ...func(*sql.Tx) error) (err error) {
 		return wrap(err, "lock database for writing")
 	}
 	defer flock(d.writeLock, syscall.LOCK_UN)
-	tx, err := d.w.Begin()
+	tx, err := d.writer.Begin()
 	if err != nil {
 		return wrap(err, "begin transaction")
 	}

@@ -27,12 +27,12 @@ func TestDriverSettings(t *testing.T) {
 		db        querier
 		queryOnly string
 	}{
-		{"writer", s.db.w, "0"},
-		{"reader", s.db.r, "1"},
+		{"writer", s.db.writer, "0"},
+		{"reader", s.db.readers, "1"},
 	} {
 		for _, p := range append(pragmas, struct{ name, want string }{"query_only", h.queryOnly}) {
 			var got string
-			if err := h.db.QueryRowContext(bg, "PRAGMA "+p.name).Scan(&got); err != nil {
+			if err := h.db.QueryRowContext(background, "PRAGMA "+p.name).Scan(&got); err != nil {
 				t.Fatalf("%s: PRAGMA %s: %v", h.name, p.name, err)
 			}
 			if got != p.want {
@@ -107,7 +107,7 @@ func TestSyncWALWithoutWAL(t *testing.T) {
 // lock cannot have read a snapshot that is stale by the time it writes.
 func TestDriverImmediateTransactions(t *testing.T) {
 	s := newTestStore(t)
-	tx, err := s.db.w.Begin()
+	tx, err := s.db.writer.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +119,11 @@ func TestDriverImmediateTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.close()
-	if _, err := other.w.Exec("PRAGMA busy_timeout = 0"); err != nil {
+	if _, err := other.writer.Exec("PRAGMA busy_timeout = 0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.w.Exec("BEGIN IMMEDIATE"); err == nil {
-		other.w.Exec("ROLLBACK")
+	if _, err := other.writer.Exec("BEGIN IMMEDIATE"); err == nil {
+		other.writer.Exec("ROLLBACK")
 		t.Fatal("second BEGIN IMMEDIATE succeeded while a write transaction was open: the writer's transactions are not immediate")
 	}
 }

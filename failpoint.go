@@ -7,7 +7,7 @@ package store
 // process) to kill the process there and check what a crash leaves.
 var failpoint func(name string)
 
-func hit(name string) {
+func failpointAt(name string) {
 	if failpoint != nil {
 		failpoint(name)
 	}

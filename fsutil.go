@@ -19,7 +19,7 @@ const (
 
 // mkdirShared creates dir, and any of its missing parents, with dirPerm.
 // It is called only for the store directory, whose parent exists
-// (lockedShell makes it), and for directories inside the store, so it never
+// (createLocked makes it), and for directories inside the store, so it never
 // makes or changes anything above the store. A parent directory is fsynced
 // after a child is created in it, so that a new directory survives a crash
 // along with the files renamed into it.

@@ -66,7 +66,7 @@ func (s *Store) GC(opts GCOptions) (*GCReport, error) {
 }
 
 func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
-	rows, err := s.db.r.QueryContext(bg, `SELECT blobkey FROM aciinfo WHERE lastused < ? ORDER BY blobkey`, dbTime{&opts.UnusedSince})
+	rows, err := s.db.readers.QueryContext(background, `SELECT blobkey FROM aciinfo WHERE lastused < ? ORDER BY blobkey`, dbTime{&opts.UnusedSince})
 	if err != nil {
 		return wrap(err, "gc: list unused images")
 	}
@@ -80,7 +80,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 		keys = append(keys, k)
 	}
 	rows.Close()
-	hit("gc-listed")
+	failpointAt("gc-listed")
 	var errs []error
 	for _, key := range keys {
 		kl, ok, err := tryLockKey(s.lockDir, key, true)
@@ -93,7 +93,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 			continue
 		}
 		// Re-read under the lock: it may have been used meanwhile.
-		ai, found, err := aciinfoWithBlobKey(s.db.q, key)
+		ai, found, err := aciinfoWithBlobKey(s.db.prepared, key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -139,7 +139,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 			return
 		}
 		defer kl.unlock()
-		found, err := hasACIInfo(s.db.q, key)
+		found, err := hasACIInfo(s.db.prepared, key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)

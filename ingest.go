@@ -45,7 +45,7 @@ var (
 // ingested is an image read to its end and kept in a temp file, written but
 // not yet fsynced: WriteACI syncs it when it publishes it.
 type ingested struct {
-	file     *ingestFile
+	file     *tempFile
 	key      string
 	size     int64
 	manifest *schema.ImageManifest
@@ -182,7 +182,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hit("ingest-done")
+	failpointAt("ingest-done")
 	return &ingested{file: f, key: sumToKey(sum), size: p.n, manifest: im}, nil
 }
 
@@ -255,7 +255,7 @@ func parseManifest(data []byte) (*schema.ImageManifest, error) {
 }
 
 // writeTemp writes data to a new store temp file, not yet fsynced.
-func (s *Store) writeTemp(data []byte) (*ingestFile, error) {
+func (s *Store) writeTemp(data []byte) (*tempFile, error) {
 	f, err := s.createIngestFile()
 	if err != nil {
 		return nil, err

@@ -185,7 +185,7 @@ func firstLine(s string) string {
 // database without tables.
 func schemaVersion(q querier) (int, error) {
 	var n int
-	err := q.QueryRowContext(bg, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'version'`).Scan(&n)
+	err := q.QueryRowContext(background, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'version'`).Scan(&n)
 	if err != nil {
 		return 0, wrap(err, "read schema version")
 	}
@@ -193,7 +193,7 @@ func schemaVersion(q querier) (int, error) {
 		return 0, nil
 	}
 	var v int
-	err = q.QueryRowContext(bg, `SELECT version FROM version`).Scan(&v)
+	err = q.QueryRowContext(background, `SELECT version FROM version`).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errors.New("read schema version: version table is empty")
 	}
@@ -243,7 +243,7 @@ func schemaTooNew(v int) error {
 // existing database takes the store lock exclusively and backs the database
 // up into db-backups/ first.
 func (s *Store) openSchema() error {
-	v, err := schemaVersion(s.db.r)
+	v, err := schemaVersion(s.db.readers)
 	if err != nil {
 		if rerr := s.needsRebuild(err); rerr != nil {
 			return rerr
@@ -278,7 +278,7 @@ func (s *Store) openSchema() error {
 // actually migrated, and is taken once.
 func (s *Store) migrateExclusive() error {
 	current := func() bool {
-		v, err := schemaVersion(s.db.r)
+		v, err := schemaVersion(s.db.readers)
 		return err == nil && v >= dbVersion
 	}
 	locked, err := s.storeLock.exclusive(migrateLockWait, current)
@@ -286,7 +286,7 @@ func (s *Store) migrateExclusive() error {
 		return err
 	}
 	defer s.storeLock.shared()
-	v, err := schemaVersion(s.db.r)
+	v, err := schemaVersion(s.db.readers)
 	switch {
 	case err != nil:
 		return err
@@ -316,7 +316,7 @@ func (s *Store) backupDB(fromVersion int) error {
 	}
 	name := fmt.Sprintf("store-%s-v%d.db", time.Now().UTC().Format("20060102T150405.000000000Z"), fromVersion)
 	path := filepath.Join(dir, name)
-	if _, err := s.db.w.Exec(`VACUUM INTO ?`, path); err != nil {
+	if _, err := s.db.writer.Exec(`VACUUM INTO ?`, path); err != nil {
 		return wrap(err, "back up database to %s", path)
 	}
 	if err := os.Chmod(path, filePerm); err != nil {

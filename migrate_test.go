@@ -42,7 +42,7 @@ func writeV1Fixture(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	img1, img2 := v1Images(t)
-	s, err := newShell(dir)
+	s, err := unopenedStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if v, err := schemaVersion(s.db.r); err != nil || v != dbVersion {
+	if v, err := schemaVersion(s.db.readers); err != nil || v != dbVersion {
 		t.Fatalf("schema version after open = %d, %v; want %d", v, err, dbVersion)
 	}
 	// The labels were derived from the manifests by the migration.
@@ -178,7 +178,7 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	var labels int
-	s.db.r.QueryRow(`SELECT count(*) FROM image_label WHERE blobkey = ?`, k2).Scan(&labels)
+	s.db.readers.QueryRow(`SELECT count(*) FROM image_label WHERE blobkey = ?`, k2).Scan(&labels)
 	if labels != 0 {
 		t.Errorf("%d label rows left after RemoveACI", labels)
 	}
@@ -193,7 +193,7 @@ func TestMigrateFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.close()
-	if v, err := schemaVersion(b.r); err != nil || v != 1 {
+	if v, err := schemaVersion(b.readers); err != nil || v != 1 {
 		t.Fatalf("backup at version %d, %v; want 1", v, err)
 	}
 }
@@ -206,7 +206,7 @@ func TestMigratedSchemaEqualsFreshSchema(t *testing.T) {
 	defer migrated.Close()
 	fresh := newTestStore(t)
 	schema := func(s *Store) string {
-		rows, err := s.db.r.Query(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`)
+		rows, err := s.db.readers.Query(`SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`)
 		if err != nil {
 			t.Fatal(err)
 		}

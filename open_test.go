@@ -106,7 +106,7 @@ func TestConcurrentOpenersOfANewStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := schemaVersion(s.db.r); err != nil || v != dbVersion {
+		if v, err := schemaVersion(s.db.readers); err != nil || v != dbVersion {
 			t.Fatalf("schema version %d, %v; want %d", v, err, dbVersion)
 		}
 		s.Close()

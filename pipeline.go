@@ -181,7 +181,7 @@ func (p *pipeline) fill() {
 	p.toHash <- c
 	p.cur, p.off = c, 0
 	if n > 0 {
-		hit("ingest-copy")
+		failpointAt("ingest-copy")
 	}
 	if err != nil {
 		p.readErr = err

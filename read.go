@@ -37,7 +37,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 	}
 	if len(key) == lenKey {
 		// A full key needs no range: one indexed point lookup.
-		found, err := hasACIInfo(s.db.q, key)
+		found, err := hasACIInfo(s.db.prepared, key)
 		if err != nil {
 			return "", wrap(err, "resolve key")
 		}
@@ -46,7 +46,7 @@ func (s *Store) ResolveKey(key string) (string, error) {
 		}
 		return key, nil
 	}
-	ais, err := aciinfosWithKeyPrefix(s.db.q, key, ambiguousListed+1)
+	ais, err := aciinfosWithKeyPrefix(s.db.prepared, key, ambiguousListed+1)
 	if err != nil {
 		return "", wrap(err, "resolve key")
 	}
@@ -81,7 +81,7 @@ func (s *Store) ResolveName(name string) ([]string, bool, error) {
 	if err := s.live(); err != nil {
 		return nil, false, err
 	}
-	ais, err := aciinfosWithName(s.db.q, name)
+	ais, err := aciinfosWithName(s.db.prepared, name)
 	if err != nil {
 		return nil, false, wrap(err, "resolve name %q", name)
 	}
@@ -145,7 +145,7 @@ func (s *Store) GetACI(name types.ACIdentifier, labels types.Labels) (string, er
 	if err := s.live(); err != nil {
 		return "", err
 	}
-	key, err := bestMatch(s.db.q, name.String(), labels)
+	key, err := bestMatch(s.db.prepared, name.String(), labels)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +161,7 @@ func (s *Store) GetAllACIInfos(sortfields []string, ascending bool) ([]*ACIInfo,
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	return allACIInfos(s.db.q, sortfields, ascending)
+	return allACIInfos(s.db.prepared, sortfields, ascending)
 }
 
 // GetACIInfoWithBlobKey returns the ACIInfo of a full key; an unknown key is
@@ -173,7 +173,7 @@ func (s *Store) GetACIInfoWithBlobKey(blobKey string) (*ACIInfo, error) {
 	if err := checkFullKey(blobKey); err != nil {
 		return nil, err
 	}
-	ai, found, err := aciinfoWithBlobKey(s.db.q, blobKey)
+	ai, found, err := aciinfoWithBlobKey(s.db.prepared, blobKey)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +191,6 @@ func (s *Store) HasFullKey(key string) bool {
 	if s.live() != nil || checkFullKey(key) != nil {
 		return false
 	}
-	found, err := hasACIInfo(s.db.q, key)
+	found, err := hasACIInfo(s.db.prepared, key)
 	return err == nil && found
 }

@@ -48,7 +48,7 @@ type RebuildReport struct {
 // ErrNeedsAdoption, before anything is changed: Adopt keeps what rkt
 // recorded, which Rebuild would lose.
 func Rebuild(dir string) (*RebuildReport, error) {
-	s, err := lockedShell(dir)
+	s, err := createLocked(dir)
 	if err != nil {
 		return nil, wrap(err, "rebuild")
 	}

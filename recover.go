@@ -50,7 +50,7 @@ func (s *Store) endIntent(key string) {
 // the paths it removed.
 func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
 	if !dryRun {
-		hit("recover-start")
+		failpointAt("recover-start")
 	}
 	entries, err := os.ReadDir(s.tmpDir)
 	if err != nil {
@@ -103,11 +103,11 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 	if _, err := os.Stat(s.intentPath(key)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // settled by its owner meanwhile
 	}
-	found, err := hasACIInfo(s.db.q, key)
+	found, err := hasACIInfo(s.db.prepared, key)
 	if err != nil {
 		return nil, err
 	}
-	hit("recover-settle")
+	failpointAt("recover-settle")
 	var removed []string
 	if !found {
 		for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
@@ -122,7 +122,7 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 		}
 	}
 	if !dryRun {
-		hit("recover-settled")
+		failpointAt("recover-settled")
 		s.endIntent(key)
 	}
 	return append(removed, s.intentPath(key)), nil

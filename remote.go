@@ -68,7 +68,7 @@ func GetRemote(tx *sql.Tx, aciURL string) (*Remote, error) {
 }
 
 func getRemote(q querier, aciURL string) (*Remote, error) {
-	rs, err := scanRemotes(q.QueryContext(bg, `SELECT `+remoteColumns+` FROM remote WHERE aciurl = ?`, aciURL))
+	rs, err := scanRemotes(q.QueryContext(background, `SELECT `+remoteColumns+` FROM remote WHERE aciurl = ?`, aciURL))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func GetAllRemotes(tx *sql.Tx) ([]*Remote, error) {
 }
 
 func allRemotes(q querier) ([]*Remote, error) {
-	return scanRemotes(q.QueryContext(bg, `SELECT `+remoteColumns+` FROM remote ORDER BY aciurl`))
+	return scanRemotes(q.QueryContext(background, `SELECT `+remoteColumns+` FROM remote ORDER BY aciurl`))
 }
 
 // WriteRemote adds or updates the provided Remote. Remotes are keyed by
@@ -132,7 +132,7 @@ func (s *Store) GetRemote(aciURL string) (*Remote, error) {
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	return getRemote(s.db.q, aciURL)
+	return getRemote(s.db.prepared, aciURL)
 }
 
 // WriteRemote adds or updates the provided Remote.
@@ -151,5 +151,5 @@ func (s *Store) GetAllRemotes() ([]*Remote, error) {
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	return allRemotes(s.db.r)
+	return allRemotes(s.db.readers)
 }

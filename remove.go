@@ -29,7 +29,7 @@ func (s *Store) RemoveACI(key string) error {
 		return wrap(err, "remove image")
 	}
 	// An unknown key gets no lock file: none is left behind by mistyped keys.
-	if found, err := hasACIInfo(s.db.q, key); err != nil || !found {
+	if found, err := hasACIInfo(s.db.prepared, key); err != nil || !found {
 		if err == nil {
 			err = ErrKeyNotFound
 		}
@@ -67,14 +67,14 @@ func (s *Store) removeLocked(key string) error {
 		if err := RemoveRemote(tx, key); err != nil {
 			return err
 		}
-		hit("remove-in-transaction")
+		failpointAt("remove-in-transaction")
 		return nil
 	})
 	if err != nil {
 		s.endIntent(key)
 		return wrap(err, "remove image %s", key)
 	}
-	hit("remove-committed")
+	failpointAt("remove-committed")
 	s.cache.drop(key)
 
 	// Neither the intent nor the removal of the files is fsynced: that
@@ -82,7 +82,7 @@ func (s *Store) removeLocked(key string) error {
 	// on ext4 and xfs the journal keeps them in order. Where it does not,
 	// a power cut can leave the files of a removed image as orphans (the
 	// README's caveats; TestPowerCut, model B).
-	errs := s.removeFiles(key, false, func() { hit("remove-blob-removed") })
+	errs := s.removeFiles(key, false, func() { failpointAt("remove-blob-removed") })
 	if len(errs) > 0 {
 		// The intent stays: recovery retries the removal.
 		return &StoreRemovalError{errors: errs}

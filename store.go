@@ -40,7 +40,7 @@ type Store struct {
 // store lock is then taken exclusively (waiting up to 30 s for other users)
 // and the database is backed up into db-backups/ first.
 func NewStore(dir string) (*Store, error) {
-	s, err := lockedShell(dir)
+	s, err := createLocked(dir)
 	if err != nil {
 		return nil, wrap(err, "open store")
 	}
@@ -74,11 +74,11 @@ func (s *Store) RecoveryError() error {
 	return s.recoveryErr
 }
 
-// lockedShell is a Store without its database: the directories made, the
+// createLocked is a Store without its database: the directories made, the
 // diskv stores set up and the store lock held (shared). An rkt store that
 // has not been adopted is refused before anything is created in it.
-func lockedShell(dir string) (*Store, error) {
-	s, err := newShell(dir)
+func createLocked(dir string) (*Store, error) {
+	s, err := unopenedStore(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +102,8 @@ func lockedShell(dir string) (*Store, error) {
 	return s, nil
 }
 
-// newShell is the Store value for dir, with nothing created or locked.
-func newShell(dir string) (*Store, error) {
+// unopenedStore is the Store value for dir, with nothing created or locked.
+func unopenedStore(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: empty store directory", ErrInvalidArgument)
 	}

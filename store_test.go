@@ -1077,7 +1077,7 @@ func TestGetACIQueryPlan(t *testing.T) {
 		t.Helper()
 		var got []string
 		// bestMatch's text, through the same builder, behind EXPLAIN.
-		q := &planQuerier{db: s.db.r, t: t, out: &got}
+		q := &planQuerier{db: s.db.readers, t: t, out: &got}
 		bestMatch(q, "example.com/app", labels)
 		return strings.Join(got, "; ")
 	}
@@ -1094,7 +1094,7 @@ func TestGetACIQueryPlan(t *testing.T) {
 func TestLookupQueryPlans(t *testing.T) {
 	s := newTestStore(t)
 	var got []string
-	q := &planQuerier{db: s.db.r, t: t, out: &got}
+	q := &planQuerier{db: s.db.readers, t: t, out: &got}
 	hasACIInfo(q, fakeKey("aa"))
 	getRemote(q, "https://example.com/app.aci")
 	want := []string{

@@ -117,18 +117,18 @@ func checkTmpName(name string) error {
 	return nil
 }
 
-// ingestFile is one of the store's own temp files, locked while it is
+// tempFile is one of the store's own temp files, locked while it is
 // written so that recovery leaves it alone.
-type ingestFile struct {
+type tempFile struct {
 	*os.File
 	name string // its path in tmp/ (the file was renamed after opening)
 	done bool   // renamed into place: nothing to remove
 }
 
 // Name returns the file's current path.
-func (f *ingestFile) Name() string { return f.name }
+func (f *tempFile) Name() string { return f.name }
 
-func (s *Store) createIngestFile() (*ingestFile, error) {
+func (s *Store) createIngestFile() (*tempFile, error) {
 	// The file is created and locked under a name that recovery only
 	// removes while it is unlocked, then renamed: an .ingest- file is
 	// always locked while its writer lives. Recovery (another process's
@@ -144,12 +144,12 @@ func (s *Store) createIngestFile() (*ingestFile, error) {
 
 // tryIngestFile makes one attempt of createIngestFile; gone reports that
 // recovery removed the file before it was locked.
-func (s *Store) tryIngestFile() (_ *ingestFile, gone bool, err error) {
+func (s *Store) tryIngestFile() (_ *tempFile, gone bool, err error) {
 	f, err := os.CreateTemp(s.tmpDir, tmpNewPrefix+"*")
 	if err != nil {
 		return nil, false, wrap(err, "create ingest file")
 	}
-	hit("ingest-created")
+	failpointAt("ingest-created")
 	err = f.Chmod(filePerm)
 	if err == nil {
 		var ok bool
@@ -162,7 +162,7 @@ func (s *Store) tryIngestFile() (_ *ingestFile, gone bool, err error) {
 		if err = os.Rename(f.Name(), name); err == nil {
 			// os.File keeps the name it was opened with; reopen nothing,
 			// just remember the new one.
-			return &ingestFile{File: f, name: name}, false, nil
+			return &tempFile{File: f, name: name}, false, nil
 		}
 	}
 	f.Close()
@@ -172,7 +172,7 @@ func (s *Store) tryIngestFile() (_ *ingestFile, gone bool, err error) {
 
 // release closes the file, dropping its lock, and removes it unless it was
 // published. It is safe to call more than once.
-func (f *ingestFile) release() {
+func (f *tempFile) release() {
 	if f.File == nil {
 		return
 	}

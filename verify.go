@@ -101,7 +101,7 @@ func (s *Store) Verify(keys ...string) (*VerifyReport, error) {
 	}
 	full := len(keys) == 0
 	if full {
-		all, err := allKeys(s.db.r)
+		all, err := allKeys(s.db.readers)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +141,7 @@ func (s *Store) verifyImage(r *VerifyReport, key string) error {
 		return nil // being written or removed right now
 	}
 	defer kl.unlock()
-	ai, found, err := aciinfoWithBlobKey(s.db.q, key)
+	ai, found, err := aciinfoWithBlobKey(s.db.prepared, key)
 	if err != nil || !found {
 		return err
 	}
@@ -190,7 +190,7 @@ func (s *Store) verifyImage(r *VerifyReport, key string) error {
 	if ai.Name != im.Name.String() {
 		r.add(ProblemNameMismatch, key, "", "row says %q, manifest %q", ai.Name, im.Name)
 	}
-	rows, err := labelsOf(s.db.q, key, ai.Name)
+	rows, err := labelsOf(s.db.prepared, key, ai.Name)
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func (s *Store) verifyFiles(r *VerifyReport) error {
 // isOrphan reports whether key has files but no row, and no live process
 // is writing or removing it.
 func (s *Store) isOrphan(key string) (bool, error) {
-	if found, err := hasACIInfo(s.db.q, key); err != nil || found {
+	if found, err := hasACIInfo(s.db.prepared, key); err != nil || found {
 		return false, err
 	}
 	kl, ok, err := tryLockKey(s.lockDir, key, false)
@@ -297,14 +297,14 @@ func (s *Store) isOrphan(key string) (bool, error) {
 		return false, err
 	}
 	defer kl.unlock()
-	found, err := hasACIInfo(s.db.q, key)
+	found, err := hasACIInfo(s.db.prepared, key)
 	return !found, err
 }
 
 // labelsOf returns the label rows of key, an image named appname, as
 // sorted "name=value" strings; rows filed under another name are missing.
 func labelsOf(q querier, key, appname string) ([]string, error) {
-	rows, err := q.QueryContext(bg, `SELECT name, value FROM image_label WHERE blobkey = ? AND appname = ?`, key, appname)
+	rows, err := q.QueryContext(background, `SELECT name, value FROM image_label WHERE blobkey = ? AND appname = ?`, key, appname)
 	if err != nil {
 		return nil, wrap(err, "read labels of %s", key)
 	}

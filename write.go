@@ -72,7 +72,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 			s.unpublishLocked(key)
 		}
 	}()
-	hit("write-intent")
+	failpointAt("write-intent")
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
 	// and a crash leaves an orphan that the intent lets recovery remove.
@@ -81,7 +81,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	// little left to do. A blob that replaces a committed one (the image
 	// written again) is fsynced first, as it must never be seen torn.
 	// The manifest goes the same way.
-	replacing, err := hasACIInfo(s.db.q, key)
+	replacing, err := hasACIInfo(s.db.prepared, key)
 	if err != nil {
 		return "", wrap(err, "write image %s", key)
 	}
@@ -97,11 +97,11 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := rename(in.file, blob); err != nil {
 		return "", wrap(err, "write image %s: publish blob", key)
 	}
-	hit("write-blob-renamed")
+	failpointAt("write-blob-renamed")
 	if err := rename(mf, manifest); err != nil {
 		return "", wrap(err, "write image %s: publish manifest", key)
 	}
-	hit("write-manifest-renamed")
+	failpointAt("write-manifest-renamed")
 	if !replacing {
 		if err := in.file.Sync(); err != nil {
 			return "", wrap(err, "write image %s: sync", key)
@@ -131,14 +131,14 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		if err := writeLabels(tx, key, in.manifest.Name.String(), in.manifest.Labels); err != nil {
 			return err
 		}
-		hit("write-in-transaction")
+		failpointAt("write-in-transaction")
 		return nil
 	})
 	if err != nil {
 		return "", wrap(err, "write image %s: record", key)
 	}
 	committed = true
-	hit("write-committed")
+	failpointAt("write-committed")
 	s.endIntent(key)
 	return key, nil
 }
@@ -152,7 +152,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 // row it finds after a reboot. On any doubt the intent stays. The key is
 // locked exclusively.
 func (s *Store) unpublishLocked(key string) {
-	found, err := hasACIInfo(s.db.q, key)
+	found, err := hasACIInfo(s.db.prepared, key)
 	if err != nil || found {
 		return
 	}
@@ -165,7 +165,7 @@ func (s *Store) unpublishLocked(key string) {
 }
 
 // rename moves a written store temp file to dst, creating dst's directory.
-func rename(f *ingestFile, dst string) error {
+func rename(f *tempFile, dst string) error {
 	if err := mkdirShared(filepath.Dir(dst)); err != nil {
 		return err
 	}
