@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -163,10 +162,6 @@ func (d *db) openWriter() (err error) {
 		return d.writer.QueryRow("SELECT sqlite_version()").Scan(&version)
 	}, d.releaseReserve)
 	if err != nil {
-		if strings.Contains(err.Error(), "CGO_ENABLED") {
-			// go-sqlite3 built without cgo is a stub that fails here.
-			return fmt.Errorf("open database %s: %w (%s)", d.path, err, driverHint)
-		}
 		return wrap(err, "open database %s", d.path)
 	}
 	return nil

@@ -19,9 +19,16 @@ import (
 // nothing in database/sql and changes no other user of the driver.
 var sqliteDriver driver.Driver = &sqlite3.SQLiteDriver{}
 
-// driverHint is added to the error NewStore returns when the driver cannot
-// work at all, which for go-sqlite3 means a build with CGO_ENABLED=0.
-const driverHint = "go-sqlite3 needs cgo: build with CGO_ENABLED=1 and a C compiler"
+// SQLiteDriver names the SQLite driver this build of the package uses,
+// for programs that report it (imagestore --version, the benchmark).
+const SQLiteDriver = "github.com/mattn/go-sqlite3 (cgo)"
+
+// sqliteUnreadable reports whether err is SQLite saying that the database
+// file is not a database or is corrupt (SQLITE_NOTADB, SQLITE_CORRUPT).
+func sqliteUnreadable(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt)
+}
 
 // persistWAL sets SQLITE_FCNTL_PERSIST_WAL on a new connection (db.go).
 func persistWAL(c driver.Conn) error {

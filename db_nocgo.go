@@ -19,9 +19,27 @@ import (
 // so it registers nothing and changes no other user of the driver.
 var sqliteDriver driver.Driver = &sqlite.Driver{}
 
-// driverHint is added to the error NewStore returns when the driver cannot
-// work at all. The pure-Go driver has no build requirement to point at.
-const driverHint = "pure-Go SQLite driver modernc.org/sqlite (CGO_ENABLED=0 build)"
+// SQLiteDriver names the SQLite driver this build of the package uses,
+// for programs that report it (imagestore --version, the benchmark).
+const SQLiteDriver = "modernc.org/sqlite (pure Go, CGO_ENABLED=0)"
+
+// SQLite's primary result codes for a file that is not a database or is
+// corrupt (sqlite3.h).
+const (
+	sqliteCorrupt = 11
+	sqliteNotADB  = 26
+)
+
+// sqliteUnreadable reports whether err is SQLite saying that the database
+// file is not a database or is corrupt (SQLITE_NOTADB, SQLITE_CORRUPT).
+func sqliteUnreadable(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqliteCorrupt || code == sqliteNotADB
+}
 
 // persistWAL sets SQLITE_FCNTL_PERSIST_WAL on a new connection (db.go).
 func persistWAL(c driver.Conn) error {

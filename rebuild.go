@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -198,9 +197,7 @@ func databaseReadable(path string) bool {
 // found empty, must be rebuilt, or returns nil when it need not.
 func (s *Store) needsRebuild(dbErr error) error {
 	if dbErr != nil {
-		msg := dbErr.Error()
-		if strings.Contains(msg, "file is not a database") || strings.Contains(msg, "malformed") ||
-			errors.Is(dbErr, syscall.EIO) {
+		if sqliteUnreadable(dbErr) || errors.Is(dbErr, syscall.EIO) {
 			return fmt.Errorf("%w (the database is unreadable: %v)", ErrNeedsRebuild, dbErr)
 		}
 		return nil

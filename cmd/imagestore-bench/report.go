@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	store "github.com/imagestore/imagestore"
 )
 
 // result is one measured figure. A figure with a baseline has a ratio
@@ -141,7 +143,7 @@ func (b *bench) report() *report {
 			GoVersion:    runtime.Version(),
 			OS:           runtime.GOOS,
 			Arch:         runtime.GOARCH,
-			SQLiteDriver: sqliteDriver,
+			SQLiteDriver: store.SQLiteDriver,
 			Date:         b.started.UTC().Format(time.RFC3339),
 			Dir:          b.work,
 		},

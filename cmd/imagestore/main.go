@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"strings"
 
+	store "github.com/imagestore/imagestore"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -138,7 +140,7 @@ func versionString() string {
 	if v == "" || v == "(devel)" {
 		v = "devel"
 	}
-	return v + ", sqlite driver " + sqliteDriver
+	return v + ", sqlite driver " + store.SQLiteDriver
 }
 
 // result prints a line of a command's result on stdout: as the format and
