@@ -20,7 +20,7 @@ import (
 
 var long = flag.Bool("long", os.Getenv("IMAGESTORE_LONG") != "", "run the long crash and stress trials")
 
-// The failpoints of the write and remove paths (see hit calls).
+// The failpoints of the write and remove paths (see failpoint.go).
 var crashPoints = []string{
 	"ingest-created", "ingest-copy", "ingest-done", "write-intent", "write-blob-renamed",
 	"write-manifest-renamed", "write-in-transaction", "write-committed",
@@ -72,7 +72,7 @@ func armFailpoint() {
 	}
 	name, nth, _ := strings.Cut(fp, ":")
 	n, _ := strconv.Atoi(nth)
-	failpoint = func(at string) {
+	newStoreFailpoints = func(at string) {
 		if at == name {
 			if n--; n <= 0 {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)

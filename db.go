@@ -51,10 +51,11 @@ const (
 )
 
 type db struct {
-	path     string     // of the database file; its WAL is path + "-wal"
-	writer   *sql.DB    // one connection, for write transactions
-	readers  *sql.DB    // a pool of read-only connections
-	prepared *stmtCache // readers with prepared statements, for the hot read paths
+	failpoint failpoints // its Store's (failpoint.go)
+	path      string     // of the database file; its WAL is path + "-wal"
+	writer    *sql.DB    // one connection, for write transactions
+	readers   *sql.DB    // a pool of read-only connections
+	prepared  *stmtCache // readers with prepared statements, for the hot read paths
 
 	// Writers queue here, in the process (writeMu) and between processes
 	// (an flock on db/write.lock), before BEGIN IMMEDIATE: the kernel wakes
@@ -316,7 +317,7 @@ func (d *db) syncWAL() error {
 		d.flushErr.CompareAndSwap(nil, &err)
 		return wrap(err, "flush database")
 	}
-	failpointAt("db-flushed")
+	d.failpoint.at("db-flushed")
 	return nil
 }
 

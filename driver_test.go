@@ -52,12 +52,11 @@ func TestCommitsAreFlushed(t *testing.T) {
 		mu     sync.Mutex
 		events []string
 	)
-	failpoint = func(name string) {
+	s.setFailpoints(func(name string) {
 		mu.Lock()
 		events = append(events, name)
 		mu.Unlock()
-	}
-	defer func() { failpoint = nil }()
+	})
 	take := func() string {
 		mu.Lock()
 		defer mu.Unlock()

@@ -80,7 +80,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 		keys = append(keys, k)
 	}
 	rows.Close()
-	failpointAt("gc-listed")
+	s.failpoint.at("gc-listed")
 	var errs []error
 	for _, key := range keys {
 		kl, ok, err := tryLockKey(s.lockDir, key, true)

@@ -198,3 +198,9 @@ func readBack(s *Store, key string, want []byte) error {
 	}
 	return nil
 }
+
+// setFailpoints makes fn the failpoints of s and of its database
+// (failpoint.go); nil removes them.
+func (s *Store) setFailpoints(fn func(name string)) {
+	s.failpoint, s.db.failpoint = fn, fn
+}

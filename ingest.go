@@ -165,7 +165,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 		}
 	}()
 
-	p := newPipeline(dr, f.File, slow)
+	p := newPipeline(dr, f.File, slow, s.failpoint)
 	im, err := readManifest(p)
 	if err == nil {
 		// The tar reader stops at the end-of-archive marker; the rest
@@ -182,7 +182,7 @@ func (s *Store) ingest(r io.ReadSeeker) (_ *ingested, err error) {
 	if err != nil {
 		return nil, err
 	}
-	failpointAt("ingest-done")
+	s.failpoint.at("ingest-done")
 	return &ingested{file: f, key: sumToKey(sum), size: p.n, manifest: im}, nil
 }
 

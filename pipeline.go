@@ -22,8 +22,9 @@ import (
 // in the ring when every stage is done with it, which bounds memory to
 // pipelineBuffers x pipelineChunk whatever the image size.
 type pipeline struct {
-	src  io.Reader
-	file *os.File
+	src       io.Reader
+	file      *os.File
+	failpoint failpoints
 
 	toHash    chan *chunk
 	free      chan *chunk
@@ -72,10 +73,11 @@ const (
 
 // newPipeline starts the hasher for an image read from src into file;
 // slow says that decoding src, not hashing, is the wall.
-func newPipeline(src io.Reader, file *os.File, slow bool) *pipeline {
+func newPipeline(src io.Reader, file *os.File, slow bool, fp failpoints) *pipeline {
 	p := &pipeline{
 		src:       src,
 		file:      file,
+		failpoint: fp,
 		toHash:    make(chan *chunk, pipelineBuffers),
 		free:      make(chan *chunk, pipelineBuffers),
 		summed:    make(chan []byte, 1),
@@ -181,7 +183,7 @@ func (p *pipeline) fill() {
 	p.toHash <- c
 	p.cur, p.off = c, 0
 	if n > 0 {
-		failpointAt("ingest-copy")
+		p.failpoint.at("ingest-copy")
 	}
 	if err != nil {
 		p.readErr = err

@@ -50,7 +50,7 @@ func (s *Store) endIntent(key string) {
 // the paths it removed.
 func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
 	if !dryRun {
-		failpointAt("recover-start")
+		s.failpoint.at("recover-start")
 	}
 	entries, err := os.ReadDir(s.tmpDir)
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	failpointAt("recover-settle")
+	s.failpoint.at("recover-settle")
 	var removed []string
 	if !found {
 		for _, p := range []string{s.blobPath(key), s.manifestPath(key)} {
@@ -122,7 +122,7 @@ func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
 		}
 	}
 	if !dryRun {
-		failpointAt("recover-settled")
+		s.failpoint.at("recover-settled")
 		s.endIntent(key)
 	}
 	return append(removed, s.intentPath(key)), nil

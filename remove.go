@@ -67,14 +67,14 @@ func (s *Store) removeLocked(key string) error {
 		if err := RemoveRemote(tx, key); err != nil {
 			return err
 		}
-		failpointAt("remove-in-transaction")
+		s.failpoint.at("remove-in-transaction")
 		return nil
 	})
 	if err != nil {
 		s.endIntent(key)
 		return wrap(err, "remove image %s", key)
 	}
-	failpointAt("remove-committed")
+	s.failpoint.at("remove-committed")
 	s.cache.drop(key)
 
 	// Neither the intent nor the removal of the files is fsynced: that
@@ -82,7 +82,7 @@ func (s *Store) removeLocked(key string) error {
 	// on ext4 and xfs the journal keeps them in order. Where it does not,
 	// a power cut can leave the files of a removed image as orphans (the
 	// README's caveats; TestPowerCut, model B).
-	errs := s.removeFiles(key, false, func() { failpointAt("remove-blob-removed") })
+	errs := s.removeFiles(key, false, func() { s.failpoint.at("remove-blob-removed") })
 	if len(errs) > 0 {
 		// The intent stays: recovery retries the removal.
 		return &StoreRemovalError{errors: errs}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -168,16 +169,17 @@ func TestGCRechecksUnderTheKeyLock(t *testing.T) {
 	img := makeACI(t, "example.com/app")
 	key := writeImage(t, s, img, false)
 	cutoff := time.Now()
-	failpoint = func(name string) {
+	var once sync.Once
+	s.setFailpoints(func(name string) {
 		if name != "gc-listed" {
 			return
 		}
-		failpoint = nil
-		if err := readBack(s, key, img); err != nil { // records LastUsed
-			t.Error(err)
-		}
-	}
-	defer func() { failpoint = nil }()
+		once.Do(func() {
+			if err := readBack(s, key, img); err != nil { // records LastUsed
+				t.Error(err)
+			}
+		})
+	})
 	r, err := s.GC(GCOptions{UnusedSince: cutoff})
 	if err != nil {
 		t.Fatal(err)
@@ -195,19 +197,20 @@ func TestGCReportsOnlyWhatItRemoved(t *testing.T) {
 	cutoff := time.Now()
 	// The removal's intent cannot be recorded while tmp/ is a file.
 	aside := s.tmpDir + ".aside"
-	failpoint = func(name string) {
+	var once sync.Once
+	s.setFailpoints(func(name string) {
 		if name != "gc-listed" {
 			return
 		}
-		failpoint = nil
-		if err := os.Rename(s.tmpDir, aside); err != nil {
-			t.Error(err)
-		}
-		if err := os.WriteFile(s.tmpDir, nil, 0o600); err != nil {
-			t.Error(err)
-		}
-	}
-	defer func() { failpoint = nil }()
+		once.Do(func() {
+			if err := os.Rename(s.tmpDir, aside); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(s.tmpDir, nil, 0o600); err != nil {
+				t.Error(err)
+			}
+		})
+	})
 	r, err := s.GC(GCOptions{UnusedSince: cutoff})
 	if err == nil {
 		t.Fatal("GC reported no error for a removal that failed")

@@ -28,7 +28,8 @@ type Store struct {
 	closed    *atomic.Bool // a pointer: TmpNamedFile has a value receiver
 	cache     *manifestCache
 
-	recoveryErr error // what NewStore's recovery could not settle
+	recoveryErr error      // what NewStore's recovery could not settle
+	failpoint   failpoints // nil but in tests (failpoint.go)
 }
 
 // NewStore opens the store in dir, creating it (and dir) if needed. Several
@@ -51,6 +52,7 @@ func NewStore(dir string) (*Store, error) {
 		}
 		return nil, wrap(err, "open store %s", s.dir)
 	}
+	s.failpoint, s.db.failpoint = newStoreFailpoints, newStoreFailpoints
 	if err := s.openSchema(); err != nil {
 		s.db.close()
 		s.storeLock.close()

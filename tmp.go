@@ -149,7 +149,7 @@ func (s *Store) tryIngestFile() (_ *tempFile, gone bool, err error) {
 	if err != nil {
 		return nil, false, wrap(err, "create ingest file")
 	}
-	failpointAt("ingest-created")
+	s.failpoint.at("ingest-created")
 	err = f.Chmod(filePerm)
 	if err == nil {
 		var ok bool

@@ -72,7 +72,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 			s.unpublishLocked(key)
 		}
 	}()
-	failpointAt("write-intent")
+	s.failpoint.at("write-intent")
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
 	// and a crash leaves an orphan that the intent lets recovery remove.
@@ -97,11 +97,11 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := rename(in.file, blob); err != nil {
 		return "", wrap(err, "write image %s: publish blob", key)
 	}
-	failpointAt("write-blob-renamed")
+	s.failpoint.at("write-blob-renamed")
 	if err := rename(mf, manifest); err != nil {
 		return "", wrap(err, "write image %s: publish manifest", key)
 	}
-	failpointAt("write-manifest-renamed")
+	s.failpoint.at("write-manifest-renamed")
 	if !replacing {
 		if err := in.file.Sync(); err != nil {
 			return "", wrap(err, "write image %s: sync", key)
@@ -131,14 +131,14 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 		if err := writeLabels(tx, key, in.manifest.Name.String(), in.manifest.Labels); err != nil {
 			return err
 		}
-		failpointAt("write-in-transaction")
+		s.failpoint.at("write-in-transaction")
 		return nil
 	})
 	if err != nil {
 		return "", wrap(err, "write image %s: record", key)
 	}
 	committed = true
-	failpointAt("write-committed")
+	s.failpoint.at("write-committed")
 	s.endIntent(key)
 	return key, nil
 }
