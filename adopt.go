@@ -151,6 +151,7 @@ func Adopt(dir string, read AdoptSource) (*AdoptReport, error) {
 	if _, err := os.Stat(rktDBPath(dir)); err != nil {
 		return nil, fmt.Errorf("adopt %s: no rkt database: %w", dir, err)
 	}
+	// store lock (lock 1, doc.go "Locks")
 	if s.storeLock, err = lockStore(dir); err != nil {
 		return nil, wrap(err, "adopt")
 	}

@@ -149,6 +149,7 @@ func openDB(path string) (*db, error) {
 // that upgrade (it would deadlock), it fails at once with "database is
 // locked". The writers' queue (db/write.lock) makes the openers take turns.
 func (d *db) openWriter() (err error) {
+	// the writers' queue (lock 3, doc.go "Locks")
 	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {
 		return wrap(err, "lock database for opening")
 	}
@@ -324,6 +325,8 @@ func (d *db) syncWAL() error {
 // transact runs fns in one write transaction on the writer, queued behind
 // the other writers of this process and of other processes.
 func (d *db) transact(fns ...func(*sql.Tx) error) (err error) {
+	// The writers' queue, in the process then between processes (lock 3,
+	// doc.go "Locks"); SQLite's write lock (4) is taken by BEGIN IMMEDIATE.
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	if err := flock(d.writeLock, syscall.LOCK_EX); err != nil {

@@ -83,6 +83,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 	s.failpoint.at("gc-listed")
 	var errs []error
 	for _, key := range keys {
+		// key lock (lock 2, doc.go "Locks"); never waited for
 		kl, ok, err := tryLockKey(s.lockDir, key, true)
 		if err != nil {
 			errs = append(errs, err)
@@ -131,6 +132,7 @@ func (s *Store) gcOrphans(r *GCReport, dryRun bool) error {
 	// other process holds it (a writer publishes under the key's lock). A
 	// lock file stays while an intent of its key is left to settle.
 	removeUnowned := func(key, path string, isLock bool) {
+		// key lock (lock 2, doc.go "Locks"); never waited for
 		kl, ok, err := tryLockKey(s.lockDir, key, true)
 		if err != nil {
 			errs = append(errs, err)

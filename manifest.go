@@ -41,6 +41,7 @@ func (s *Store) manifest(key string, parse bool) ([]byte, *schema.ImageManifest,
 	if imj, im, ok := s.readManifestFile(key, parse); ok {
 		return imj, im, nil
 	}
+	// key lock, shared (lock 2, doc.go "Locks")
 	kl, err := lockKey(s.lockDir, key, false)
 	if err != nil {
 		return nil, nil, wrap(err, "read manifest")

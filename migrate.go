@@ -281,6 +281,7 @@ func (s *Store) migrateExclusive() error {
 		v, err := schemaVersion(s.db.readers)
 		return err == nil && v >= dbVersion
 	}
+	// store lock, exclusive (lock 1, doc.go "Locks")
 	locked, err := s.storeLock.exclusive(migrateLockWait, current)
 	if err != nil || !locked {
 		return err

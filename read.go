@@ -100,6 +100,7 @@ func (s *Store) ReadStream(key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, wrap(err, "read image")
 	}
+	// key lock, shared (lock 2, doc.go "Locks")
 	kl, err := lockKey(s.lockDir, key, false)
 	if err != nil {
 		return nil, wrap(err, "read image")

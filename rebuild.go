@@ -53,6 +53,7 @@ func Rebuild(dir string) (*RebuildReport, error) {
 	}
 	dir = s.dir
 	defer s.storeLock.close()
+	// store lock, exclusive (lock 1, doc.go "Locks")
 	if _, err := s.storeLock.exclusive(migrateLockWait, func() bool { return false }); err != nil {
 		return nil, wrap(err, "rebuild")
 	}

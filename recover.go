@@ -95,6 +95,7 @@ func (s *Store) recoverInFlight(dryRun bool) ([]string, error) {
 // settleIntent resolves a leftover intent of key, unless a live process
 // holds the key: without a row, the key's files are removed.
 func (s *Store) settleIntent(key string, dryRun bool) ([]string, error) {
+	// key lock (lock 2, doc.go "Locks"); a live holder is left alone
 	kl, ok, err := tryLockKey(s.lockDir, key, true)
 	if err != nil || !ok {
 		return nil, err

@@ -35,6 +35,7 @@ func (s *Store) RemoveACI(key string) error {
 		}
 		return wrap(err, "remove image %s", key)
 	}
+	// key lock, exclusive (lock 2, doc.go "Locks")
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
 		return wrap(err, "remove image")

@@ -98,6 +98,7 @@ func createLocked(dir string) (*Store, error) {
 			return nil, wrap(err, "create store directory")
 		}
 	}
+	// store lock, shared for the Store's life (lock 1, doc.go "Locks")
 	if s.storeLock, err = lockStore(dir); err != nil {
 		return nil, err
 	}

@@ -133,6 +133,7 @@ func (s *Store) Verify(keys ...string) (*VerifyReport, error) {
 }
 
 func (s *Store) verifyImage(r *VerifyReport, key string) error {
+	// key lock, shared (lock 2, doc.go "Locks"); a writer's key is skipped
 	kl, ok, err := tryLockKey(s.lockDir, key, false)
 	if err != nil {
 		return err
@@ -292,6 +293,7 @@ func (s *Store) isOrphan(key string) (bool, error) {
 	if found, err := hasACIInfo(s.db.prepared, key); err != nil || found {
 		return false, err
 	}
+	// key lock, shared (lock 2, doc.go "Locks"); a writer's key is skipped
 	kl, ok, err := tryLockKey(s.lockDir, key, false)
 	if err != nil || !ok {
 		return false, err

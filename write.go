@@ -58,6 +58,7 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	}
 	defer mf.release()
 
+	// key lock, exclusive (lock 2, doc.go "Locks")
 	kl, err := lockKey(s.lockDir, key, true)
 	if err != nil {
 		return "", wrap(err, "write image")
