@@ -1,5 +1,9 @@
 //go:build unix
 
+// This file holds the image rows: ACIInfo, its columns, rkt's *sql.Tx
+// helpers for it, the label rows derived from manifests, and GetACI's
+// best-match query.
+
 package store
 
 import (

@@ -1,5 +1,9 @@
 //go:build unix
 
+// This file holds the adoption of an rkt store: its rows, read by the
+// caller (package rkt), checked against the blobs and recorded in a new
+// database.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the manifest cache: recently read manifests, kept in
+// memory and dropped when their image changes.
+
 package store
 
 import "sync"

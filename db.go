@@ -1,5 +1,9 @@
 //go:build unix
 
+// This file holds the database handle: opening SQLite (connections,
+// settings, the writers' queue), write transactions and the WAL flush that
+// makes them durable, and the time and statement helpers.
+
 package store
 
 import (

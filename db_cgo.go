@@ -1,5 +1,8 @@
 //go:build unix && cgo
 
+// This file holds what is particular to the cgo SQLite driver
+// (github.com/mattn/go-sqlite3): its settings and how it reports errors.
+
 package store
 
 import (

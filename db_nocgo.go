@@ -1,5 +1,8 @@
 //go:build unix && !cgo
 
+// This file holds what is particular to the pure-Go SQLite driver
+// (modernc.org/sqlite): its settings and how it reports errors.
+
 package store
 
 import (

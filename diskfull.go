@@ -1,5 +1,9 @@
 //go:build unix
 
+// This file holds what keeps a store usable on a full disk: the space
+// reserve, the remedies tried when a removal finds no room, and ErrDiskFull's
+// recognition.
+
 package store
 
 import (

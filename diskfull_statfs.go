@@ -1,5 +1,7 @@
 //go:build linux || darwin || freebsd
 
+// This file holds freeSpace, from statfs(2).
+
 package store
 
 import "golang.org/x/sys/unix"

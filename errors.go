@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the errors: one sentinel per condition, the typed
+// errors that unwrap to them, and wrap.
+
 package store
 
 import (

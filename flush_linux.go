@@ -1,3 +1,5 @@
+// This file holds fdatasync and the writeback hint on Linux.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix && !linux
 
+// This file holds fdatasync and the writeback hint where Linux's are not
+// available.
+
 package store
 
 import "os"

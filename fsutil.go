@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the file helpers: the store's modes, directory creation
+// and fsync, shared opens.
+
 package store
 
 import (

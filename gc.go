@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds GC: unused images, and on request the leftovers of
+// crashes and callers' old temp files.
+
 package store
 
 import (

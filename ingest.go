@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the ingest of an image: format detection,
+// decompression, and the one pass that hashes, writes and checks it.
+
 package store
 
 import (

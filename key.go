@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the key format: checking keys and prefixes, turning
+// hashes into keys, and the shard of a key.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the locks: the store lock and the key locks (flock),
+// in the order doc.go gives.
+
 package store
 
 import (

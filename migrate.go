@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the schema: its versions, the migrations between them,
+// and the backups taken first.
+
 package store
 
 import (

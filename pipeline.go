@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the ingest pipeline: the ring of buffers shared by the
+// hasher, the temp file's writer and the tar parser.
+
 package store
 
 import (

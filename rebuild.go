@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds Rebuild: a database recreated from the blobs, the old
+// one set aside, and the checks that tell when a store needs it.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds recovery at open: the intents and temp files a crash
+// left in tmp/, settled at a cost proportional to what was in flight.
+
 package store
 
 import (

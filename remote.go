@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the remotes: Remote, rkt's *sql.Tx helpers for it, and
+// the Store's methods that read and write them.
+
 package store
 
 import (

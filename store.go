@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the Store itself: opening and closing it, its
+// directories and lock, Do, and the small methods of rkt's API.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds temp files: the store's own ingest files (locked by
+// their writer) and the callers' TmpDir, TmpFile and TmpNamedFile.
+
 package store
 
 import (
@@ -23,9 +26,10 @@ const tmpIngestPrefix = ".ingest-"
 const tmpNewPrefix = ".new-"
 
 // TmpDir creates and returns dir local to the same filesystem as the Store,
-// or any error encountered.
-//
-// TODO(sgotti), unexport this and provide other functions for external users
+// or any error encountered. It is the store's tmp/, shared with the store's
+// own ingest files and intents (.ingest-*, .new-*, .intent-*), which a
+// caller must leave alone; anything else there is the caller's, and GC
+// removes it only when asked (GCOptions.TmpFilesUnusedSince).
 func (s *Store) TmpDir() (string, error) {
 	if err := s.live(); err != nil {
 		return "", err
@@ -37,9 +41,8 @@ func (s *Store) TmpDir() (string, error) {
 }
 
 // TmpFile returns an *os.File local to the same filesystem as the Store, or
-// any error encountered. The caller removes it when done.
-//
-// TODO(sgotti), unexport this and provide other functions for external users
+// any error encountered, for a download that is later given to WriteACI.
+// The caller removes it when done.
 func (s *Store) TmpFile() (*os.File, error) {
 	dir, err := s.TmpDir()
 	if err != nil {
@@ -65,8 +68,6 @@ func (s *Store) TmpFile() (*os.File, error) {
 //
 // name must be a plain file name: not empty, no path separator, not "." or
 // "..", and not starting with ".ingest-".
-//
-// TODO(sgotti), unexport this and provide other functions for external users
 func (s Store) TmpNamedFile(name string) (*os.File, error) {
 	if err := checkTmpName(name); err != nil {
 		return nil, err

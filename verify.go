@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds Verify: every image re-hashed and checked against its
+// row, manifest and labels, and the store swept for stray files.
+
 package store
 
 import (

@@ -1,5 +1,8 @@
 //go:build unix
 
+// This file holds the xz decoder's guard: the dictionary size checked
+// before any allocation.
+
 package store
 
 import (
