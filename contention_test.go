@@ -26,11 +26,12 @@ func childContend(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{}
 	name := fmt.Sprintf("example.com/contend-%d", os.Getpid())
 	imgs := make([][]byte, loops)
 	for i := range imgs {
-		imgs[i] = makeACI(tb, name, fmt.Sprintf("version=%d", i))
+		if imgs[i], err = aciBytes(name, fmt.Sprintf("version=%d", i)); err != nil {
+			return err
+		}
 	}
 	for i, img := range imgs {
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})

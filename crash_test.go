@@ -39,9 +39,11 @@ func childCrash(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{}
 	for i := 0; i < 8; i++ {
-		img := crashImage(tb, seed, i)
+		img, err := crashImage(seed, i)
+		if err != nil {
+			return err
+		}
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err
@@ -83,13 +85,17 @@ func armFailpoint() {
 
 // crashImage is the i-th image of a child: gzip-compressed, with 256 KiB
 // of random content so that a kill can land inside decompression.
-func crashImage(tb testing.TB, seed int64, i int) []byte {
+func crashImage(seed int64, i int) ([]byte, error) {
 	body := make([]byte, 256<<10)
 	rand.New(rand.NewSource(seed*1000 + int64(i))).Read(body)
-	return gzipBytes(tb, makeTar(tb,
+	img, err := tarBytes(
 		tarEntry{"manifest", manifestJSON("example.com/crash", fmt.Sprintf("seed=%d", seed), fmt.Sprintf("i=%d", i))},
 		tarEntry{"rootfs/data", body},
-	))
+	)
+	if err != nil {
+		return nil, err
+	}
+	return gzipData(img)
 }
 
 // crashModel is what the parent knows from the children's reports.

@@ -54,13 +54,19 @@ func childWriter(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{} // only for the fixture builders, which do not fail here
 	pid := os.Getpid()
-	if _, err := s.WriteACI(bytes.NewReader(makeACI(tb, "example.com/shared")), ACIFetchInfo{}); err != nil {
+	shared, err := aciBytes("example.com/shared")
+	if err != nil {
+		return err
+	}
+	if _, err := s.WriteACI(bytes.NewReader(shared), ACIFetchInfo{}); err != nil {
 		return err
 	}
 	for i := 0; i < 10; i++ {
-		img := makeACI(tb, "example.com/child", fmt.Sprintf("pid=%d", pid), fmt.Sprintf("i=%d", i))
+		img, err := aciBytes("example.com/child", fmt.Sprintf("pid=%d", pid), fmt.Sprintf("i=%d", i))
+		if err != nil {
+			return err
+		}
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err

@@ -35,7 +35,11 @@ func childSharedUser(dir string) error {
 		return err
 	}
 	rc.Close()
-	mine, err := s.WriteACI(bytes.NewReader(makeACI(&testing.T{}, "example.com/other-user")), ACIFetchInfo{})
+	img, err := aciBytes("example.com/other-user")
+	if err != nil {
+		return err
+	}
+	mine, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 	if err != nil {
 		return err
 	}
