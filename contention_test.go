@@ -73,8 +73,7 @@ func BenchmarkContention4x200(b *testing.B) {
 		var cmds []*exec.Cmd
 		start := time.Now()
 		for p := 0; p < 4; p++ {
-			cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-			cmd.Env = append(os.Environ(), childEnv+"=contend", "IMAGESTORE_LOOPS=200")
+			cmd := childCommand("contend", dir, "IMAGESTORE_LOOPS=200")
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)

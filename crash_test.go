@@ -125,8 +125,7 @@ func (m *crashModel) read(out io.Reader) {
 // delay), and returns once it is gone.
 func runCrashTrial(t *testing.T, dir, failpoint string, delay time.Duration, seed int64, m *crashModel) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), childEnv+"=crash", "IMAGESTORE_FAILPOINT="+failpoint, fmt.Sprintf("IMAGESTORE_SEED=%d", seed))
+	cmd := childCommand("crash", dir, "IMAGESTORE_FAILPOINT="+failpoint, fmt.Sprintf("IMAGESTORE_SEED=%d", seed))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

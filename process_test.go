@@ -85,12 +85,22 @@ func childWriter(dir string) error {
 	return nil
 }
 
+// childCommand returns the command that runs this test binary as a child
+// playing role on the store at dir, with env ("NAME=value") added to its
+// environment. "-test.run=^$" keeps the child from running any test should
+// TestMain not catch the role; the store directory is the last argument.
+// The caller sets the child's stdio and starts it.
+func childCommand(role, dir string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
+	return cmd
+}
+
 // startChild starts this test binary as a child playing role on the store
 // at dir, with env added to its environment, and returns its stdout.
 func startChild(t *testing.T, role, dir string, env ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
+	cmd := childCommand(role, dir, env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -85,8 +84,8 @@ func TestSharedStoreBetweenUsers(t *testing.T) {
 	defer s.Close()
 	rootKey := writeImage(t, s, makeACI(t, "example.com/root"), false)
 
-	cmd := exec.Command(bin, "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), childEnv+"=shared-user", "IMAGESTORE_ROOT_KEY="+rootKey)
+	cmd := childCommand("shared-user", dir, "IMAGESTORE_ROOT_KEY="+rootKey)
+	cmd.Path, cmd.Args[0] = bin, bin // the copy that the other user can run
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: sharedGID}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -167,8 +167,7 @@ func TestStressProcesses(t *testing.T) {
 	}
 	var children []child
 	for p := 0; p < 4; p++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-		cmd.Env = append(os.Environ(), childEnv+"=stress", "IMAGESTORE_STRESS_FOR="+dur.String(),
+		cmd := childCommand("stress", dir, "IMAGESTORE_STRESS_FOR="+dur.String(),
 			"IMAGESTORE_SHARED_KEYS="+strings.Join(keys, " "))
 		out := &bytes.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
