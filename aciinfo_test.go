@@ -11,6 +11,7 @@ import (
 )
 
 func TestTxHelpers(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	t0 := time.Date(2020, 1, 2, 3, 4, 5, 999999999, time.UTC)
 	rows := []*ACIInfo{
@@ -135,6 +136,7 @@ func sameInfo(a, b *ACIInfo) bool {
 }
 
 func TestTimesRoundTrip(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	times := []time.Time{
 		{},

@@ -12,6 +12,7 @@ import (
 // uses (db_cgo.go or db_nocgo.go) really configures the connections: the
 // same pragmas with either, so that both write the same kind of file.
 func TestDriverSettings(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	pragmas := []struct {
 		name string
@@ -86,6 +87,7 @@ func TestCommitsAreFlushed(t *testing.T) {
 // TestSyncWALWithoutWAL: with no WAL file (every connection of the last
 // user closed), the flush falls back to the database file.
 func TestSyncWALWithoutWAL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "store.db")
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
@@ -106,6 +108,7 @@ func TestSyncWALWithoutWAL(t *testing.T) {
 // file must then wait, so a transaction started while another holds the
 // lock cannot have read a snapshot that is stale by the time it writes.
 func TestDriverImmediateTransactions(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	tx, err := s.db.w.Begin()
 	if err != nil {
@@ -131,6 +134,7 @@ func TestDriverImmediateTransactions(t *testing.T) {
 // TestDriverUnusualPath opens a store whose path has characters that mean
 // something in a URI, which the DSN must escape for either driver.
 func TestDriverUnusualPath(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a b?c#d%e&f=g")
 	s, err := NewStore(dir)
 	if err != nil {

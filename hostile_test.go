@@ -31,6 +31,7 @@ func withDictByte(t *testing.T, b []byte, d byte) []byte {
 }
 
 func TestXzDictionaryLimit(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	good := readFixture(t, "hello.aci.xz")
 	img := readFixture(t, "hello.aci")
@@ -122,6 +123,7 @@ func TestBombOnFullDisk(t *testing.T) {
 // TestTarHeaderBombs: an archive of very many headers is streamed (valid,
 // and accepted); an oversized PAX header is refused, not buffered.
 func TestTarHeaderBombs(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestFixtureKeys(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	f, err := os.Open(filepath.Join("testdata", "fixtures.keys"))
 	if err != nil {
@@ -52,6 +53,7 @@ func TestFixtureKeys(t *testing.T) {
 }
 
 func TestBadKeys(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	parent := filepath.Dir(s.dir)
@@ -116,6 +118,7 @@ func TestBadKeys(t *testing.T) {
 }
 
 func TestHashToKey(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	h := sha512.New()
 	h.Write([]byte("x"))

@@ -13,6 +13,7 @@ import (
 // the blob, written without fsync; a missing, empty or torn one (what a
 // power loss can leave) is rewritten from the blob when read.
 func TestManifestRewrittenFromBlob(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app", "version=1"), false)
 	want, err := os.ReadFile(s.manifestPath(key))

@@ -15,6 +15,7 @@ import (
 )
 
 func TestResolveKey(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	k1, k2, k3 := fakeKey("aa11"), fakeKey("aa22"), fakeKey("bb33")
 	err := s.Do(func(tx *sql.Tx) error {
@@ -61,6 +62,7 @@ func TestResolveKey(t *testing.T) {
 }
 
 func TestResolveName(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	a := writeImage(t, s, makeACI(t, "example.com/a", "version=1"), false)
 	b := writeImage(t, s, makeACI(t, "example.com/a", "version=2"), false)
@@ -76,6 +78,7 @@ func TestResolveName(t *testing.T) {
 }
 
 func TestGetACI(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	// Imported in this order; import time breaks ties.
 	v1 := writeImage(t, s, makeACI(t, "example.com/app", "version=1.0", "os=linux"), false)
@@ -135,6 +138,7 @@ func TestGetACI(t *testing.T) {
 }
 
 func TestReadStreamRecordsLastUsed(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	before, _ := s.GetACIInfoWithBlobKey(key)
@@ -154,6 +158,7 @@ func TestReadStreamRecordsLastUsed(t *testing.T) {
 }
 
 func TestGetACIInfoWithBlobKeyNotFound(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	_, err := s.GetACIInfoWithBlobKey(fakeKey("00"))
 	if !errors.Is(err, ErrKeyNotFound) || !strings.Contains(err.Error(), "ACI info not found with blob key") {
@@ -164,6 +169,7 @@ func TestGetACIInfoWithBlobKeyNotFound(t *testing.T) {
 // TestGetACIFollowsRenames: label rows are filed under the image's name;
 // WriteACIInfo with a new name moves them.
 func TestGetACIFollowsRenames(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/a", "version=1"), false)
 	ai, err := s.GetACIInfoWithBlobKey(key)
@@ -187,6 +193,7 @@ func TestGetACIFollowsRenames(t *testing.T) {
 // without timing it: with a version label the candidates come from one
 // range of image_label's primary key, without labels from aciinfo_pick.
 func TestGetACIQueryPlan(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	plan := func(labels types.Labels) string {
 		t.Helper()
@@ -207,6 +214,7 @@ func TestGetACIQueryPlan(t *testing.T) {
 // The point lookups read one B-tree each: HasFullKey the key's index (not
 // the row), GetRemote the remote rows kept in their primary key's tree.
 func TestLookupQueryPlans(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	var got []string
 	q := &planQuerier{db: s.db.r, t: t, out: &got}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestRemotes(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	if _, err := s.GetRemote("https://example.com/none.aci"); !errors.Is(err, ErrRemoteNotFound) {
 		t.Fatalf("GetRemote(unknown) = %v", err)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestRemoveACI(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	keep := writeImage(t, s, makeACI(t, "example.com/keep"), false)
@@ -77,6 +78,7 @@ func TestRemoveACI(t *testing.T) {
 }
 
 func TestRemoveACIReportsLeftovers(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	// Replace the blob by a non-empty directory: os.Remove fails on it,

@@ -32,6 +32,7 @@ func mustVerify(t *testing.T, s *Store, keys ...string) *VerifyReport {
 }
 
 func TestVerifyCleanStore(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	for _, f := range []string{"hello.aci.xz"} {
 		writeImage(t, s, readFixture(t, f), false)
@@ -44,6 +45,7 @@ func TestVerifyCleanStore(t *testing.T) {
 }
 
 func TestVerifyFindsEachProblem(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, s *Store, key string)
@@ -98,6 +100,7 @@ func TestVerifyFindsEachProblem(t *testing.T) {
 }
 
 func TestVerifySomeKeys(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	a := writeImage(t, s, makeACI(t, "example.com/a"), false)
 	b := writeImage(t, s, makeACI(t, "example.com/b"), false)
@@ -126,6 +129,7 @@ func TestVerifySomeKeys(t *testing.T) {
 }
 
 func TestGCUnusedImages(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	old := writeImage(t, s, makeACI(t, "example.com/old"), false)
 	held := writeImage(t, s, makeACI(t, "example.com/held"), false)
@@ -227,6 +231,7 @@ func TestGCReportsOnlyWhatItRemoved(t *testing.T) {
 }
 
 func TestGCOrphansAndTempFiles(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	keep := writeImage(t, s, makeACI(t, "example.com/keep"), false)
 	gone := writeImage(t, s, makeACI(t, "example.com/gone"), false)
@@ -269,6 +274,7 @@ func TestGCOrphansAndTempFiles(t *testing.T) {
 }
 
 func TestRecoveryAtOpen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -321,6 +327,7 @@ func TestRecoveryAtOpen(t *testing.T) {
 // TestRecoveryErrorAtOpen: what recovery at open cannot settle does not
 // stop NewStore, but the caller can learn of it, and it stays for later.
 func TestRecoveryErrorAtOpen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -369,6 +376,7 @@ func TestRecoveryErrorAtOpen(t *testing.T) {
 }
 
 func TestRebuild(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -430,6 +438,7 @@ func TestRebuild(t *testing.T) {
 }
 
 func TestNewStoreRefusesLostDatabase(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {

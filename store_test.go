@@ -17,6 +17,7 @@ import (
 )
 
 func TestUpdateTreeStoreSize(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	if err := s.UpdateTreeStoreSize(key, 42); err != nil {
@@ -34,6 +35,7 @@ func TestUpdateTreeStoreSize(t *testing.T) {
 }
 
 func TestConcurrentMixedOperations(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	shared := makeACI(t, "example.com/shared")
 	var wg sync.WaitGroup
@@ -84,6 +86,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 }
 
 func TestReopenKeepsEverything(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -128,6 +131,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 }
 
 func TestNewStoreErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := NewStore(""); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("NewStore(\"\") = %v", err)
 	}
@@ -143,6 +147,7 @@ func TestNewStoreErrors(t *testing.T) {
 // directory. Missing parents are made as mkdir -p makes them, and an
 // existing parent keeps its mode.
 func TestNewStoreLeavesParentsAlone(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	if err := os.Chmod(base, 0o751); err != nil {
 		t.Fatal(err)
@@ -175,6 +180,7 @@ func TestNewStoreLeavesParentsAlone(t *testing.T) {
 }
 
 func TestFileModes(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	rc, err := s.ReadStream(key)
@@ -207,6 +213,7 @@ func TestFileModes(t *testing.T) {
 }
 
 func TestDump(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, readFixture(t, "hello.aci"), false)
 	capture := func(hex bool) string {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestTmpFiles(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	dir, err := s.TmpDir()
 	if err != nil || dir != filepath.Join(s.dir, "tmp") {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestWriteACIStoresTarAndManifest(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	img := makeACI(t, "example.com/app", "version=1.0", "os=linux")
 	before := time.Now()
@@ -65,6 +66,7 @@ func TestWriteACIStoresTarAndManifest(t *testing.T) {
 // decoder (writes on the decoder's goroutine for tar and gzip, on the
 // hasher's for xz) with the key of their tar and their bytes intact.
 func TestWriteACILargeImages(t *testing.T) {
+	t.Parallel()
 	img := largeACI(t, 3*pipelineChunk+pipelineChunk/3)
 	sum := sha512.Sum512(img)
 	want := sumToKey(sum[:])
@@ -82,6 +84,7 @@ func TestWriteACILargeImages(t *testing.T) {
 }
 
 func TestWriteACIAgainUpdatesRow(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	img := makeACI(t, "example.com/app")
 	key := writeImage(t, s, img, false)
@@ -103,6 +106,7 @@ func TestWriteACIAgainUpdatesRow(t *testing.T) {
 }
 
 func TestWriteACIRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	good := makeACI(t, "example.com/app")
 	gz := gzipBytes(t, good)
 	rnd := make([]byte, 4096)
@@ -155,6 +159,7 @@ func TestWriteACIRejectsBadInput(t *testing.T) {
 }
 
 func TestWriteACINilReader(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	if _, err := s.WriteACI(nil, ACIFetchInfo{}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("WriteACI(nil) = %v", err)
@@ -162,6 +167,7 @@ func TestWriteACINilReader(t *testing.T) {
 }
 
 func TestConcurrentWritesOfOneImage(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	img := makeACI(t, "example.com/app")
 	forms := [][]byte{img, gzipBytes(t, img), xzBytes(t, img), img}
