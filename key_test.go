@@ -52,6 +52,36 @@ func TestFixtureKeys(t *testing.T) {
 	}
 }
 
+func TestHashToKey(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	h := sha512.New()
+	h.Write([]byte("x"))
+	sum := sha512.Sum512([]byte("x"))
+	want := "sha512-" + strings.ToLower(hexString(sum[:]))[:64]
+	if got := s.HashToKey(h); got != want || len(got) != lenKey {
+		t.Fatalf("HashToKey = %q, want %q", got, want)
+	}
+	if got := s.HashToKey(sha256.New()); got != "" {
+		t.Fatalf("HashToKey(sha256) = %q, want \"\"", got)
+	}
+	if got := s.HashToKey(sha512.New384()); got != "" {
+		t.Fatalf("HashToKey(sha384) = %q, want \"\"", got)
+	}
+	if got := s.HashToKey(nil); got != "" {
+		t.Fatalf("HashToKey(nil) = %q", got)
+	}
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}
+
 func TestBadKeys(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)
@@ -115,34 +145,4 @@ func TestBadKeys(t *testing.T) {
 	if !s.HasFullKey(key) {
 		t.Fatal("the stored image was lost")
 	}
-}
-
-func TestHashToKey(t *testing.T) {
-	t.Parallel()
-	s := newTestStore(t)
-	h := sha512.New()
-	h.Write([]byte("x"))
-	sum := sha512.Sum512([]byte("x"))
-	want := "sha512-" + strings.ToLower(hexString(sum[:]))[:64]
-	if got := s.HashToKey(h); got != want || len(got) != lenKey {
-		t.Fatalf("HashToKey = %q, want %q", got, want)
-	}
-	if got := s.HashToKey(sha256.New()); got != "" {
-		t.Fatalf("HashToKey(sha256) = %q, want \"\"", got)
-	}
-	if got := s.HashToKey(sha512.New384()); got != "" {
-		t.Fatalf("HashToKey(sha384) = %q, want \"\"", got)
-	}
-	if got := s.HashToKey(nil); got != "" {
-		t.Fatalf("HashToKey(nil) = %q", got)
-	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 2*len(b))
-	for i, c := range b {
-		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
-	}
-	return string(out)
 }

@@ -16,120 +16,6 @@ import (
 	"github.com/appc/spec/schema/types"
 )
 
-func TestUpdateTreeStoreSize(t *testing.T) {
-	t.Parallel()
-	s := newTestStore(t)
-	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
-	if err := s.UpdateTreeStoreSize(key, 42); err != nil {
-		t.Fatal(err)
-	}
-	if ai, _ := s.GetACIInfoWithBlobKey(key); ai.TreeStoreSize != 42 {
-		t.Fatalf("TreeStoreSize = %d", ai.TreeStoreSize)
-	}
-	if err := s.UpdateTreeStoreSize(fakeKey("00"), 1); !errors.Is(err, ErrKeyNotFound) {
-		t.Fatalf("unknown key: %v", err)
-	}
-	if err := s.UpdateTreeStoreSize(key, -1); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("negative size: %v", err)
-	}
-}
-
-func TestConcurrentMixedOperations(t *testing.T) {
-	t.Parallel()
-	s := newTestStore(t)
-	shared := makeACI(t, "example.com/shared")
-	var wg sync.WaitGroup
-	errc := make(chan error, 64)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := 0; i < 10; i++ {
-				own := makeACI(t, "example.com/own", "g="+string(rune('a'+g)), "i="+string(rune('a'+i)))
-				key, err := s.WriteACI(bytes.NewReader(own), ACIFetchInfo{})
-				if err != nil {
-					errc <- err
-					return
-				}
-				if _, err := s.WriteACI(bytes.NewReader(shared), ACIFetchInfo{}); err != nil {
-					errc <- err
-					return
-				}
-				rc, err := s.ReadStream(key)
-				if err != nil {
-					errc <- err
-					return
-				}
-				io.Copy(io.Discard, rc)
-				rc.Close()
-				if err := s.WriteRemote(&Remote{ACIURL: key, BlobKey: key}); err != nil {
-					errc <- err
-					return
-				}
-				if err := s.RemoveACI(key); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Error(err)
-	}
-	ais, _ := s.GetAllACIInfos(nil, true)
-	rs, _ := s.GetAllRemotes()
-	if len(ais) != 1 || ais[0].Name != "example.com/shared" || len(rs) != 0 {
-		t.Fatalf("left: %d rows, %d remotes", len(ais), len(rs))
-	}
-}
-
-func TestReopenKeepsEverything(t *testing.T) {
-	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "store")
-	s, err := NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := writeImage(t, s, makeACI(t, "example.com/app", "version=1"), true)
-	if err := s.WriteRemote(&Remote{ACIURL: "https://x/app.aci", BlobKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := s.GetACIInfoWithBlobKey(key)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := s.ResolveKey(key); !errors.Is(err, ErrClosed) {
-		t.Fatalf("ResolveKey after Close = %v", err)
-	}
-	if _, err := s.WriteACI(bytes.NewReader(nil), ACIFetchInfo{}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("WriteACI after Close = %v", err)
-	}
-	if s.HasFullKey(key) {
-		t.Fatal("HasFullKey after Close")
-	}
-
-	s, err = NewStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	after, err := s.GetACIInfoWithBlobKey(key)
-	if err != nil || after.Name != before.Name || !after.ImportTime.Equal(before.ImportTime) || !after.Latest || after.Size != before.Size {
-		t.Fatalf("after reopen: %+v, %v (before %+v)", after, err, before)
-	}
-	if got, err := s.GetACI("example.com/app", types.Labels{{Name: "version", Value: "1"}}); err != nil || got != key {
-		t.Fatalf("GetACI after reopen = %q, %v", got, err)
-	}
-	if r, err := s.GetRemote("https://x/app.aci"); err != nil || r.BlobKey != key {
-		t.Fatalf("GetRemote after reopen = %v, %v", r, err)
-	}
-}
-
 func TestNewStoreErrors(t *testing.T) {
 	t.Parallel()
 	if _, err := NewStore(""); !errors.Is(err, ErrInvalidArgument) {
@@ -209,6 +95,120 @@ func TestFileModes(t *testing.T) {
 		if fi.Mode().Perm() != filePerm {
 			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), fs.FileMode(filePerm))
 		}
+	}
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := writeImage(t, s, makeACI(t, "example.com/app", "version=1"), true)
+	if err := s.WriteRemote(&Remote{ACIURL: "https://x/app.aci", BlobKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.GetACIInfoWithBlobKey(key)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.ResolveKey(key); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ResolveKey after Close = %v", err)
+	}
+	if _, err := s.WriteACI(bytes.NewReader(nil), ACIFetchInfo{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteACI after Close = %v", err)
+	}
+	if s.HasFullKey(key) {
+		t.Fatal("HasFullKey after Close")
+	}
+
+	s, err = NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	after, err := s.GetACIInfoWithBlobKey(key)
+	if err != nil || after.Name != before.Name || !after.ImportTime.Equal(before.ImportTime) || !after.Latest || after.Size != before.Size {
+		t.Fatalf("after reopen: %+v, %v (before %+v)", after, err, before)
+	}
+	if got, err := s.GetACI("example.com/app", types.Labels{{Name: "version", Value: "1"}}); err != nil || got != key {
+		t.Fatalf("GetACI after reopen = %q, %v", got, err)
+	}
+	if r, err := s.GetRemote("https://x/app.aci"); err != nil || r.BlobKey != key {
+		t.Fatalf("GetRemote after reopen = %v, %v", r, err)
+	}
+}
+
+func TestConcurrentMixedOperations(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	shared := makeACI(t, "example.com/shared")
+	var wg sync.WaitGroup
+	errc := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				own := makeACI(t, "example.com/own", "g="+string(rune('a'+g)), "i="+string(rune('a'+i)))
+				key, err := s.WriteACI(bytes.NewReader(own), ACIFetchInfo{})
+				if err != nil {
+					errc <- err
+					return
+				}
+				if _, err := s.WriteACI(bytes.NewReader(shared), ACIFetchInfo{}); err != nil {
+					errc <- err
+					return
+				}
+				rc, err := s.ReadStream(key)
+				if err != nil {
+					errc <- err
+					return
+				}
+				io.Copy(io.Discard, rc)
+				rc.Close()
+				if err := s.WriteRemote(&Remote{ACIURL: key, BlobKey: key}); err != nil {
+					errc <- err
+					return
+				}
+				if err := s.RemoveACI(key); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	ais, _ := s.GetAllACIInfos(nil, true)
+	rs, _ := s.GetAllRemotes()
+	if len(ais) != 1 || ais[0].Name != "example.com/shared" || len(rs) != 0 {
+		t.Fatalf("left: %d rows, %d remotes", len(ais), len(rs))
+	}
+}
+
+func TestUpdateTreeStoreSize(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
+	if err := s.UpdateTreeStoreSize(key, 42); err != nil {
+		t.Fatal(err)
+	}
+	if ai, _ := s.GetACIInfoWithBlobKey(key); ai.TreeStoreSize != 42 {
+		t.Fatalf("TreeStoreSize = %d", ai.TreeStoreSize)
+	}
+	if err := s.UpdateTreeStoreSize(fakeKey("00"), 1); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if err := s.UpdateTreeStoreSize(key, -1); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative size: %v", err)
 	}
 }
 
