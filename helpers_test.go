@@ -215,6 +215,13 @@ func fakeKey(prefix string) string {
 	return hashPrefix + prefix + strings.Repeat("0", lenHashKey-len(prefix))
 }
 
+// keyOf is the key of the uncompressed image tar b.
+func keyOf(b []byte) string {
+	h := sha512.New()
+	h.Write(b)
+	return hashToKey(h)
+}
+
 func newHasher() hash.Hash { return sha512.New() }
 
 func newPRNG(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }

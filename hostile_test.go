@@ -69,7 +69,7 @@ func TestXzDictionaryLimit(t *testing.T) {
 				if err != nil {
 					t.Fatalf("WriteACI: %v", err)
 				}
-				if want := hashKeyOfImage(c.tar); key != want {
+				if want := keyOf(c.tar); key != want {
 					t.Fatalf("key %s, want %s", key, want)
 				}
 				return

@@ -132,13 +132,6 @@ func childPowerCut(dir string) error {
 	return nil
 }
 
-// keyOf is the key of the uncompressed image tar b.
-func keyOf(b []byte) string {
-	h := sha512.New()
-	h.Write(b)
-	return hashToKey(h)
-}
-
 // powerCutImage is the i-th image of the child seeded seed: tiny, or with
 // 3 MiB of random content.
 func powerCutImage(seed int64, i int, big bool) ([]byte, error) {

@@ -159,7 +159,7 @@ func TestStressProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, hashKeyOfImage(img))
+		keys = append(keys, keyOf(img))
 	}
 	type child struct {
 		cmd *exec.Cmd
@@ -198,10 +198,4 @@ func TestStressProcesses(t *testing.T) {
 	if v, err := s.Verify(); err != nil || !v.OK() {
 		t.Fatalf("Verify after the stress: %v %v", v.Problems, err)
 	}
-}
-
-func hashKeyOfImage(img []byte) string {
-	h := newHasher()
-	h.Write(img)
-	return hashToKey(h)
 }
