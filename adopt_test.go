@@ -1,3 +1,5 @@
+// Tests of adopting a store written by rkt v1.30.0.
+
 package store
 
 import (

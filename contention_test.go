@@ -1,3 +1,5 @@
+// The contention benchmark: four processes looping a fetcher's life on one store.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Crash tests: child processes killed at every failpoint or at random, and what a crash leaves.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Tests of the SQLite driver settings, transactions and flushes, for either driver.
+
 package store
 
 import (

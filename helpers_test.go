@@ -1,3 +1,5 @@
+// Helpers shared by the tests and benchmarks: test stores and image fixtures.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Tests of hostile images: xz dictionaries, decompression bombs, tar header bombs.
+
 package store
 
 import (

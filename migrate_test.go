@@ -1,3 +1,5 @@
+// Tests of schema migration from version 1, backups, and refusing a newer schema.
+
 package store
 
 import (

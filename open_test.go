@@ -1,3 +1,5 @@
+// Tests of processes opening one store at the same instant.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// The power-cut child and the model that checks a store after a cut.
+
 package store
 
 import (

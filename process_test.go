@@ -1,3 +1,5 @@
+// TestMain, the child-process roles, and two processes sharing a store.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Tests of Verify, GC, recovery at open, and Rebuild.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Tests of a store shared between users through a group.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// The stress test: processes of many goroutines on private and shared images.
+
 package store
 
 import (
