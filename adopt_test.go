@@ -1,3 +1,5 @@
+// Tests of adopting a store written by rkt v1.30.0.
+
 package store
 
 import (
@@ -37,6 +39,7 @@ func rktLayout(t *testing.T) (string, string, []byte) {
 // creating nothing in it, and say to adopt it; Adopt records the rows its
 // source read as they are, checked against the blobs.
 func TestAdoptRktStore(t *testing.T) {
+	t.Parallel()
 	dir, key, img := rktLayout(t)
 	before := listTree(t, dir)
 	_, err := NewStore(dir)
@@ -116,6 +119,7 @@ func TestAdoptRktStore(t *testing.T) {
 // A row whose name or size differs from its blob is adopted with the
 // blob's, and the correction reported; its other fields are kept.
 func TestAdoptCorrectsNameAndSize(t *testing.T) {
+	t.Parallel()
 	dir, key, img := rktLayout(t)
 	imported := time.Date(2018, 1, 2, 3, 4, 5, 6, time.UTC)
 	row := &ACIInfo{BlobKey: key, Name: "example.com/renamed", ImportTime: imported, LastUsed: imported,

@@ -1,3 +1,5 @@
+// Benchmarks of writes, removals, metadata calls and ingest, by size.
+
 package store
 
 import (

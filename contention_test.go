@@ -1,3 +1,5 @@
+// The contention benchmark: four processes looping a fetcher's life on one store.
+
 package store
 
 import (
@@ -26,11 +28,12 @@ func childContend(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{}
 	name := fmt.Sprintf("example.com/contend-%d", os.Getpid())
 	imgs := make([][]byte, loops)
 	for i := range imgs {
-		imgs[i] = makeACI(tb, name, fmt.Sprintf("version=%d", i))
+		if imgs[i], err = aciBytes(name, fmt.Sprintf("version=%d", i)); err != nil {
+			return err
+		}
 	}
 	for i, img := range imgs {
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
@@ -72,8 +75,7 @@ func BenchmarkContention4x200(b *testing.B) {
 		var cmds []*exec.Cmd
 		start := time.Now()
 		for p := 0; p < 4; p++ {
-			cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-			cmd.Env = append(os.Environ(), childEnv+"=contend", "IMAGESTORE_LOOPS=200")
+			cmd := childCommand("contend", dir, "IMAGESTORE_LOOPS=200")
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)

@@ -1,3 +1,5 @@
+// Crash tests: child processes killed at every failpoint or at random, and what a crash leaves.
+
 package store
 
 import (
@@ -39,9 +41,11 @@ func childCrash(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{}
 	for i := 0; i < 8; i++ {
-		img := crashImage(tb, seed, i)
+		img, err := crashImage(seed, i)
+		if err != nil {
+			return err
+		}
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err
@@ -83,13 +87,17 @@ func armFailpoint() {
 
 // crashImage is the i-th image of a child: gzip-compressed, with 256 KiB
 // of random content so that a kill can land inside decompression.
-func crashImage(tb testing.TB, seed int64, i int) []byte {
+func crashImage(seed int64, i int) ([]byte, error) {
 	body := make([]byte, 256<<10)
 	rand.New(rand.NewSource(seed*1000 + int64(i))).Read(body)
-	return gzipBytes(tb, makeTar(tb,
+	img, err := tarBytes(
 		tarEntry{"manifest", manifestJSON("example.com/crash", fmt.Sprintf("seed=%d", seed), fmt.Sprintf("i=%d", i))},
 		tarEntry{"rootfs/data", body},
-	))
+	)
+	if err != nil {
+		return nil, err
+	}
+	return gzipData(img)
 }
 
 // crashModel is what the parent knows from the children's reports.
@@ -119,8 +127,7 @@ func (m *crashModel) read(out io.Reader) {
 // delay), and returns once it is gone.
 func runCrashTrial(t *testing.T, dir, failpoint string, delay time.Duration, seed int64, m *crashModel) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), childEnv+"=crash", "IMAGESTORE_FAILPOINT="+failpoint, fmt.Sprintf("IMAGESTORE_SEED=%d", seed))
+	cmd := childCommand("crash", dir, "IMAGESTORE_FAILPOINT="+failpoint, fmt.Sprintf("IMAGESTORE_SEED=%d", seed))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,3 +1,5 @@
+// Tests of a full disk: clear errors, nothing lost, and a store that keeps working.
+
 package store
 
 import (

@@ -1,3 +1,5 @@
+// Tests of the SQLite driver settings, transactions and flushes, for either driver.
+
 package store
 
 import (
@@ -12,6 +14,7 @@ import (
 // uses (db_cgo.go or db_nocgo.go) really configures the connections: the
 // same pragmas with either, so that both write the same kind of file.
 func TestDriverSettings(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	pragmas := []struct {
 		name string
@@ -47,6 +50,7 @@ func TestDriverSettings(t *testing.T) {
 // reported written; removal flushes before it deletes files; recording
 // LastUsed (ReadStream) does not flush at all.
 func TestCommitsAreFlushed(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	var (
 		mu     sync.Mutex
@@ -85,6 +89,7 @@ func TestCommitsAreFlushed(t *testing.T) {
 // TestSyncWALWithoutWAL: with no WAL file (every connection of the last
 // user closed), the flush falls back to the database file.
 func TestSyncWALWithoutWAL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "store.db")
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
@@ -105,6 +110,7 @@ func TestSyncWALWithoutWAL(t *testing.T) {
 // file must then wait, so a transaction started while another holds the
 // lock cannot have read a snapshot that is stale by the time it writes.
 func TestDriverImmediateTransactions(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	tx, err := s.db.writer.Begin()
 	if err != nil {
@@ -130,6 +136,7 @@ func TestDriverImmediateTransactions(t *testing.T) {
 // TestDriverUnusualPath opens a store whose path has characters that mean
 // something in a URI, which the DSN must escape for either driver.
 func TestDriverUnusualPath(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a b?c#d%e&f=g")
 	s, err := NewStore(dir)
 	if err != nil {

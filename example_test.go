@@ -1,3 +1,5 @@
+// The package example, run as a test.
+
 package store_test
 
 import (

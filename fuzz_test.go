@@ -1,3 +1,5 @@
+// Fuzz tests of WriteACI and ResolveKey.
+
 package store
 
 import (

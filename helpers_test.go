@@ -1,3 +1,5 @@
+// Helpers shared by the tests and benchmarks: test stores and image fixtures.
+
 package store
 
 import (
@@ -64,9 +66,10 @@ type tarEntry struct {
 	body []byte
 }
 
-// makeTar builds an uncompressed tar of entries, in order.
-func makeTar(tb testing.TB, entries ...tarEntry) []byte {
-	tb.Helper()
+// tarBytes builds an uncompressed tar of entries, in order. It returns its
+// error rather than failing a test, so that child processes (which have no
+// testing.TB) can build fixtures too; tests call makeTar.
+func tarBytes(entries ...tarEntry) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -75,38 +78,71 @@ func makeTar(tb testing.TB, entries ...tarEntry) []byte {
 			hdr = &tar.Header{Name: e.name, Mode: 0o755, Typeflag: tar.TypeDir}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		if _, err := tw.Write(e.body); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
-// makeACI builds a valid image with a manifest and one rootfs file whose
-// content makes the image unique.
-func makeACI(tb testing.TB, name string, labels ...string) []byte {
+// makeTar is tarBytes for a test: it fails tb on error.
+func makeTar(tb testing.TB, entries ...tarEntry) []byte {
 	tb.Helper()
-	return makeTar(tb,
+	b, err := tarBytes(entries...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// aciBytes builds a valid image with a manifest and one rootfs file whose
+// content makes the image unique. Child processes call it; tests call
+// makeACI.
+func aciBytes(name string, labels ...string) ([]byte, error) {
+	return tarBytes(
 		tarEntry{"manifest", manifestJSON(name, labels...)},
 		tarEntry{"rootfs/", nil},
 		tarEntry{"rootfs/id", []byte(fmt.Sprintf("%s %v", name, labels))},
 	)
 }
 
-func gzipBytes(tb testing.TB, b []byte) []byte {
+// makeACI is aciBytes for a test: it fails tb on error.
+func makeACI(tb testing.TB, name string, labels ...string) []byte {
 	tb.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
+	b, err := aciBytes(name, labels...)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return buf.Bytes()
+	return b
+}
+
+// gzipData compresses b with gzip. Child processes call it; tests call
+// gzipBytes.
+func gzipData(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// gzipBytes is gzipData for a test: it fails tb on error.
+func gzipBytes(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	z, err := gzipData(b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return z
 }
 
 func xzBytes(tb testing.TB, b []byte) []byte {
@@ -179,6 +215,13 @@ func tmpEntries(tb testing.TB, s *Store) []string {
 // fakeKey returns a syntactically valid full key starting with prefix.
 func fakeKey(prefix string) string {
 	return hashPrefix + prefix + strings.Repeat("0", lenHashKey-len(prefix))
+}
+
+// keyOf is the key of the uncompressed image tar b.
+func keyOf(b []byte) string {
+	h := sha512.New()
+	h.Write(b)
+	return hashToKey(h)
 }
 
 func newHasher() hash.Hash { return sha512.New() }

@@ -1,3 +1,5 @@
+// Tests of hostile images: xz dictionaries, decompression bombs, tar header bombs.
+
 package store
 
 import (
@@ -31,6 +33,7 @@ func withDictByte(t *testing.T, b []byte, d byte) []byte {
 }
 
 func TestXzDictionaryLimit(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	good := readFixture(t, "hello.aci.xz")
 	img := readFixture(t, "hello.aci")
@@ -68,7 +71,7 @@ func TestXzDictionaryLimit(t *testing.T) {
 				if err != nil {
 					t.Fatalf("WriteACI: %v", err)
 				}
-				if want := hashKeyOfImage(c.tar); key != want {
+				if want := keyOf(c.tar); key != want {
 					t.Fatalf("key %s, want %s", key, want)
 				}
 				return
@@ -122,6 +125,7 @@ func TestBombOnFullDisk(t *testing.T) {
 // TestTarHeaderBombs: an archive of very many headers is streamed (valid,
 // and accepted); an oversized PAX header is refused, not buffered.
 func TestTarHeaderBombs(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -1,3 +1,5 @@
+// Tests of schema migration from version 1, backups, and refusing a newer schema.
+
 package store
 
 import (
@@ -132,6 +134,7 @@ func openV1Copy(t *testing.T) string {
 }
 
 func TestMigrateFromV1(t *testing.T) {
+	t.Parallel()
 	dir := openV1Copy(t)
 	const (
 		k1 = "sha512-4c26c2cb45a201d20c2c01cee4b799c52d765fc5ce7e4935b7676fbf56b2d3ea" // version 1.0
@@ -199,6 +202,7 @@ func TestMigrateFromV1(t *testing.T) {
 }
 
 func TestMigratedSchemaEqualsFreshSchema(t *testing.T) {
+	t.Parallel()
 	migrated, err := NewStore(openV1Copy(t))
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +250,7 @@ func TestMigrationNeedsWriteAccess(t *testing.T) {
 }
 
 func TestSchemaTooNewIsRefused(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -265,6 +270,7 @@ func TestSchemaTooNewIsRefused(t *testing.T) {
 }
 
 func TestBackupsKeepTheLastFive(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	for i := 0; i < backupsNumber+3; i++ {
 		if err := s.backupDB(1); err != nil {

@@ -1,3 +1,5 @@
+// Tests of processes opening one store at the same instant.
+
 package store
 
 import (
@@ -55,8 +57,7 @@ func openTogether(t *testing.T, dir string, n int, hold bool) {
 	}
 	var ops []opener
 	for i := 0; i < n; i++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-		cmd.Env = append(os.Environ(), childEnv+"=opener", fmt.Sprintf("%s=%d", openAtEnv, at))
+		cmd := childCommand("opener", dir, fmt.Sprintf("%s=%d", openAtEnv, at))
 		if hold {
 			cmd.Env = append(cmd.Env, holdEnv+"=1")
 		}

@@ -1,3 +1,5 @@
+// Power-cut and failing-disk trials through a FUSE test filesystem (Linux).
+
 //go:build linux
 
 package store

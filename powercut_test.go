@@ -1,3 +1,5 @@
+// The power-cut child and the model that checks a store after a cut.
+
 package store
 
 import (
@@ -13,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // The power-cut trials (powercut_linux_test.go) run childPowerCut on a
@@ -40,7 +41,6 @@ func childPowerCut(dir string) error {
 		return logf.Sync()
 	}
 	rnd := rand.New(rand.NewSource(seed))
-	tb := &testing.T{} // only for the fixture builders, which do not fail here
 
 	say("start open")
 	s, err := NewStore(dir)
@@ -68,7 +68,10 @@ func childPowerCut(dir string) error {
 			}
 			say("ack remove %s", some)
 		case op < 50 || some == "":
-			img := powerCutImage(tb, seed, i, rnd.Intn(8) == 0)
+			img, err := powerCutImage(seed, i, rnd.Intn(8) == 0)
+			if err != nil {
+				return err
+			}
 			key := "-"
 			if len(written) > 0 && rnd.Intn(6) == 0 {
 				img = written[rnd.Intn(len(written))] // the same image again
@@ -76,10 +79,12 @@ func childPowerCut(dir string) error {
 			}
 			written = append(written, img)
 			if rnd.Intn(2) == 0 {
-				img = gzipBytes(tb, img)
+				if img, err = gzipData(img); err != nil {
+					return err
+				}
 			}
 			say("start write %s", key)
-			key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{Latest: rnd.Intn(2) == 0})
+			key, err = s.WriteACI(bytes.NewReader(img), ACIFetchInfo{Latest: rnd.Intn(2) == 0})
 			if err != nil {
 				return err
 			}
@@ -129,22 +134,15 @@ func childPowerCut(dir string) error {
 	return nil
 }
 
-// keyOf is the key of the uncompressed image tar b.
-func keyOf(b []byte) string {
-	h := sha512.New()
-	h.Write(b)
-	return hashToKey(h)
-}
-
 // powerCutImage is the i-th image of the child seeded seed: tiny, or with
 // 3 MiB of random content.
-func powerCutImage(tb testing.TB, seed int64, i int, big bool) []byte {
+func powerCutImage(seed int64, i int, big bool) ([]byte, error) {
 	body := []byte(fmt.Sprintf("%d/%d", seed, i))
 	if big {
 		body = make([]byte, 3<<20)
 		rand.New(rand.NewSource(seed*1000 + int64(i))).Read(body)
 	}
-	return makeTar(tb,
+	return tarBytes(
 		tarEntry{"manifest", manifestJSON("example.com/powercut", fmt.Sprintf("seed=%d", seed), fmt.Sprintf("i=%d", i))},
 		tarEntry{"rootfs/", nil},
 		tarEntry{"rootfs/data", body},

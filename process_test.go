@@ -1,3 +1,5 @@
+// TestMain, the child-process roles, and two processes sharing a store.
+
 package store
 
 import (
@@ -54,13 +56,19 @@ func childWriter(dir string) error {
 		return err
 	}
 	defer s.Close()
-	tb := &testing.T{} // only for the fixture builders, which do not fail here
 	pid := os.Getpid()
-	if _, err := s.WriteACI(bytes.NewReader(makeACI(tb, "example.com/shared")), ACIFetchInfo{}); err != nil {
+	shared, err := aciBytes("example.com/shared")
+	if err != nil {
+		return err
+	}
+	if _, err := s.WriteACI(bytes.NewReader(shared), ACIFetchInfo{}); err != nil {
 		return err
 	}
 	for i := 0; i < 10; i++ {
-		img := makeACI(tb, "example.com/child", fmt.Sprintf("pid=%d", pid), fmt.Sprintf("i=%d", i))
+		img, err := aciBytes("example.com/child", fmt.Sprintf("pid=%d", pid), fmt.Sprintf("i=%d", i))
+		if err != nil {
+			return err
+		}
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err
@@ -79,12 +87,22 @@ func childWriter(dir string) error {
 	return nil
 }
 
+// childCommand returns the command that runs this test binary as a child
+// playing role on the store at dir, with env ("NAME=value") added to its
+// environment. "-test.run=^$" keeps the child from running any test should
+// TestMain not catch the role; the store directory is the last argument.
+// The caller sets the child's stdio and starts it.
+func childCommand(role, dir string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
+	return cmd
+}
+
 // startChild starts this test binary as a child playing role on the store
 // at dir, with env added to its environment, and returns its stdout.
 func startChild(t *testing.T, role, dir string, env ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
+	cmd := childCommand(role, dir, env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr

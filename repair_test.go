@@ -1,3 +1,5 @@
+// Tests of Verify, GC, recovery at open, and Rebuild.
+
 package store
 
 import (
@@ -33,6 +35,7 @@ func mustVerify(t *testing.T, s *Store, keys ...string) *VerifyReport {
 }
 
 func TestVerifyCleanStore(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	for _, f := range []string{"hello.aci.xz"} {
 		writeImage(t, s, readFixture(t, f), false)
@@ -45,6 +48,7 @@ func TestVerifyCleanStore(t *testing.T) {
 }
 
 func TestVerifyFindsEachProblem(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		damage func(t *testing.T, s *Store, key string)
@@ -99,6 +103,7 @@ func TestVerifyFindsEachProblem(t *testing.T) {
 }
 
 func TestVerifySomeKeys(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	a := writeImage(t, s, makeACI(t, "example.com/a"), false)
 	b := writeImage(t, s, makeACI(t, "example.com/b"), false)
@@ -127,6 +132,7 @@ func TestVerifySomeKeys(t *testing.T) {
 }
 
 func TestGCUnusedImages(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	old := writeImage(t, s, makeACI(t, "example.com/old"), false)
 	held := writeImage(t, s, makeACI(t, "example.com/held"), false)
@@ -165,6 +171,7 @@ func TestGCUnusedImages(t *testing.T) {
 // unused images and its taking of the key lock is used, not unused, and
 // stays. Only GC's re-read of the row under the lock sees that.
 func TestGCRechecksUnderTheKeyLock(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	img := makeACI(t, "example.com/app")
 	key := writeImage(t, s, img, false)
@@ -192,6 +199,7 @@ func TestGCRechecksUnderTheKeyLock(t *testing.T) {
 // TestGCReportsOnlyWhatItRemoved: an image whose removal fails is not in
 // RemovedImages, and the failure is GC's error.
 func TestGCReportsOnlyWhatItRemoved(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	key := writeImage(t, s, makeACI(t, "example.com/app"), false)
 	cutoff := time.Now()
@@ -230,6 +238,7 @@ func TestGCReportsOnlyWhatItRemoved(t *testing.T) {
 }
 
 func TestGCOrphansAndTempFiles(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t)
 	keep := writeImage(t, s, makeACI(t, "example.com/keep"), false)
 	gone := writeImage(t, s, makeACI(t, "example.com/gone"), false)
@@ -272,6 +281,7 @@ func TestGCOrphansAndTempFiles(t *testing.T) {
 }
 
 func TestRecoveryAtOpen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -324,6 +334,7 @@ func TestRecoveryAtOpen(t *testing.T) {
 // TestRecoveryErrorAtOpen: what recovery at open cannot settle does not
 // stop NewStore, but the caller can learn of it, and it stays for later.
 func TestRecoveryErrorAtOpen(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -372,6 +383,7 @@ func TestRecoveryErrorAtOpen(t *testing.T) {
 }
 
 func TestRebuild(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -433,6 +445,7 @@ func TestRebuild(t *testing.T) {
 }
 
 func TestNewStoreRefusesLostDatabase(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "store")
 	s, err := NewStore(dir)
 	if err != nil {
@@ -456,40 +469,5 @@ func TestNewStoreRefusesLostDatabase(t *testing.T) {
 	defer s.Close()
 	if !s.HasFullKey(key) {
 		t.Fatal("image lost")
-	}
-}
-
-// TestManifestRewrittenFromBlob: the manifest file is a copy of the one in
-// the blob, written without fsync; a missing, empty or torn one (what a
-// power loss can leave) is rewritten from the blob when read.
-func TestManifestRewrittenFromBlob(t *testing.T) {
-	s := newTestStore(t)
-	key := writeImage(t, s, makeACI(t, "example.com/app", "version=1"), false)
-	want, err := os.ReadFile(s.manifestPath(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, damage := range map[string]func(){
-		"missing": func() { os.Remove(s.manifestPath(key)) },
-		"empty":   func() { os.Truncate(s.manifestPath(key), 0) },
-		"torn":    func() { os.Truncate(s.manifestPath(key), int64(len(want)/2)) },
-	} {
-		damage()
-		im, err := s.GetImageManifest(key)
-		if err != nil || im.Name != "example.com/app" {
-			t.Fatalf("%s: GetImageManifest = %v, %v", name, im, err)
-		}
-		if got, _ := os.ReadFile(s.manifestPath(key)); !bytes.Equal(got, want) {
-			t.Fatalf("%s: manifest file not rewritten: %q", name, got)
-		}
-		if v := mustVerify(t, s); !v.OK() {
-			t.Fatalf("%s: Verify after the rewrite: %v", name, v.Problems)
-		}
-	}
-	// Without a sound blob there is nothing to rewrite from.
-	os.Remove(s.manifestPath(key))
-	os.Remove(s.blobPath(key))
-	if _, err := s.GetImageManifestJSON(key); !errors.Is(err, ErrKeyNotFound) {
-		t.Fatalf("no manifest, no blob: %v", err)
 	}
 }

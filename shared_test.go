@@ -1,3 +1,5 @@
+// Tests of a store shared between users through a group.
+
 package store
 
 import (
@@ -6,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -35,7 +36,11 @@ func childSharedUser(dir string) error {
 		return err
 	}
 	rc.Close()
-	mine, err := s.WriteACI(bytes.NewReader(makeACI(&testing.T{}, "example.com/other-user")), ACIFetchInfo{})
+	img, err := aciBytes("example.com/other-user")
+	if err != nil {
+		return err
+	}
+	mine, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 	if err != nil {
 		return err
 	}
@@ -81,8 +86,8 @@ func TestSharedStoreBetweenUsers(t *testing.T) {
 	defer s.Close()
 	rootKey := writeImage(t, s, makeACI(t, "example.com/root"), false)
 
-	cmd := exec.Command(bin, "-test.run=^$", dir)
-	cmd.Env = append(os.Environ(), childEnv+"=shared-user", "IMAGESTORE_ROOT_KEY="+rootKey)
+	cmd := childCommand("shared-user", dir, "IMAGESTORE_ROOT_KEY="+rootKey)
+	cmd.Path, cmd.Args[0] = bin, bin // the copy that the other user can run
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: sharedGID}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

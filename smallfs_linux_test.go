@@ -1,3 +1,5 @@
+// Small filesystems for the full-disk tests: tmpfs, or a loop device (Linux).
+
 //go:build linux
 
 package store

@@ -1,3 +1,5 @@
+// Small filesystems for the full-disk tests: none outside Linux, so those tests skip.
+
 //go:build !linux
 
 package store

@@ -1,3 +1,5 @@
+// The stress test: processes of many goroutines on private and shared images.
+
 package store
 
 import (
@@ -19,8 +21,9 @@ import (
 
 const stressSharedCount = 4 // images every process writes, reads and removes
 
-func stressSharedImage(i int) []byte {
-	return makeACI(&testing.T{}, "example.com/shared", fmt.Sprintf("n=%d", i))
+// stressSharedImage is the i-th image that every stress process shares.
+func stressSharedImage(i int) ([]byte, error) {
+	return aciBytes("example.com/shared", fmt.Sprintf("n=%d", i))
 }
 
 // childStress runs 8 goroutines on the store at dir for
@@ -53,9 +56,8 @@ func childStress(dir string) error {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			tb := &testing.T{}
 			for i := 0; time.Now().Before(deadline); i++ {
-				if err := stressPrivate(s, tb, g, i); err != nil {
+				if err := stressPrivate(s, g, i); err != nil {
 					fail(fmt.Errorf("private %d/%d: %w", g, i, err))
 					return
 				}
@@ -77,9 +79,12 @@ func childStress(dir string) error {
 
 // stressPrivate writes an image only this goroutine knows, uses it through
 // every read path and removes it: no error at all is expected.
-func stressPrivate(s *Store, tb testing.TB, g, i int) error {
+func stressPrivate(s *Store, g, i int) error {
 	name := fmt.Sprintf("example.com/private-%d-%d", os.Getpid(), g)
-	img := makeACI(tb, name, fmt.Sprintf("version=%d", i))
+	img, err := aciBytes(name, fmt.Sprintf("version=%d", i))
+	if err != nil {
+		return err
+	}
 	key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{Latest: i%2 == 0})
 	if err != nil {
 		return err
@@ -105,7 +110,11 @@ func stressShared(s *Store, keys []string, n int) error {
 	i := n % stressSharedCount
 	switch n % 5 {
 	case 0, 1:
-		key, err := s.WriteACI(bytes.NewReader(stressSharedImage(i)), ACIFetchInfo{})
+		img, err := stressSharedImage(i)
+		if err != nil {
+			return err
+		}
+		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err
 		}
@@ -148,7 +157,11 @@ func TestStressProcesses(t *testing.T) {
 	defer s.Close()
 	var keys []string
 	for i := 0; i < stressSharedCount; i++ {
-		keys = append(keys, hashKeyOfImage(stressSharedImage(i)))
+		img, err := stressSharedImage(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, keyOf(img))
 	}
 	type child struct {
 		cmd *exec.Cmd
@@ -156,8 +169,7 @@ func TestStressProcesses(t *testing.T) {
 	}
 	var children []child
 	for p := 0; p < 4; p++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
-		cmd.Env = append(os.Environ(), childEnv+"=stress", "IMAGESTORE_STRESS_FOR="+dur.String(),
+		cmd := childCommand("stress", dir, "IMAGESTORE_STRESS_FOR="+dur.String(),
 			"IMAGESTORE_SHARED_KEYS="+strings.Join(keys, " "))
 		out := &bytes.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
@@ -188,10 +200,4 @@ func TestStressProcesses(t *testing.T) {
 	if v, err := s.Verify(); err != nil || !v.OK() {
 		t.Fatalf("Verify after the stress: %v %v", v.Problems, err)
 	}
-}
-
-func hashKeyOfImage(img []byte) string {
-	h := newHasher()
-	h.Write(img)
-	return hashToKey(h)
 }
