@@ -140,13 +140,22 @@ func (a *app) seekableStdin(s *store.Store) (*os.File, func(), error) {
 			}
 		}
 	}
-	tmp, err := s.TmpFile()
+	tmp, err := a.spoolStdin(s)
 	if err != nil {
 		return nil, nil, err
 	}
-	cleanup := func() {
+	return tmp, func() {
 		tmp.Close()
 		os.Remove(tmp.Name())
+	}, nil
+}
+
+// spoolStdin copies standard input to a new temp file in the store, with a
+// progress bar on a terminal, and returns it; on error nothing is left.
+func (a *app) spoolStdin(s *store.Store) (*os.File, error) {
+	tmp, err := s.TmpFile()
+	if err != nil {
+		return nil, err
 	}
 	var w io.Writer = tmp
 	bar := a.progressBar(-1, "reading stdin")
@@ -158,10 +167,11 @@ func (a *app) seekableStdin(s *store.Store) (*os.File, func(), error) {
 		bar.Finish()
 	}
 	if err != nil {
-		cleanup()
-		return nil, nil, err
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
 	}
-	return tmp, cleanup, nil
+	return tmp, nil
 }
 
 // progressBar returns a bar for size bytes (-1: unknown) drawn on standard

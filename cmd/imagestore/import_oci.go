@@ -65,22 +65,8 @@ func (a *app) importImageStdin(s *store.Store, fi store.ACIFetchInfo) (string, b
 			}
 		}
 	}
-	tmp, err := s.TmpFile()
+	tmp, err := a.spoolStdin(s)
 	if err != nil {
-		return "", true, fmt.Errorf("import from standard input: %w", err)
-	}
-	var w io.Writer = tmp
-	bar := a.progressBar(-1, "reading stdin")
-	if bar != nil {
-		w = io.MultiWriter(tmp, bar)
-	}
-	_, err = io.Copy(w, a.stdin)
-	if bar != nil {
-		bar.Finish()
-	}
-	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return "", true, fmt.Errorf("import from standard input: %w", err)
 	}
 	key, handled, err := a.importImagePath(s, tmp.Name(), "stdin", fi)
