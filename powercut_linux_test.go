@@ -221,6 +221,15 @@ func mountFaultFS(t *testing.T) (f *faultfs.FS, mnt, disk string) {
 // whose fsync failed is not acknowledged; after a power cut nothing that
 // was acknowledged is lost.
 func TestFailingDisk(t *testing.T) {
+	if strings.HasPrefix(SQLiteDriver, "modernc.org/") {
+		// This test uses the store in the process that serves the FUSE
+		// mount. The pure-Go driver touches SQLite's mmapped -shm from Go
+		// code: a page fault there, served by this process's own FUSE
+		// goroutines, can meet a garbage collector's stop-the-world and
+		// never end (seen once in CI, 2026-11-30). go-sqlite3 touches it
+		// from C, which the stop-the-world does not wait for.
+		t.Skip("skipped with the pure-Go SQLite driver: the store and the FUSE server share this process; the cgo build runs it")
+	}
 	f, dir, disk := mountFaultFS(t)
 	s, err := NewStore(dir)
 	if err != nil {
