@@ -548,60 +548,46 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, fh, fflags, 0
 }
 
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// makeEntry runs mk, which makes the entry name in n (a directory, file,
+// node, symlink or hard link), under the filesystem's lock and unless an
+// injected fault refuses it first, and records it as an operation of kind
+// that model B undoes unless n is fsynced.
+func (n *node) makeEntry(kind, name string, mk func() (*fs.Inode, syscall.Errno)) (*fs.Inode, syscall.Errno) {
 	f := n.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if errno := f.begin(OpCreate, n.rel(name)); errno != 0 {
 		return nil, errno
 	}
-	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	ch, errno := mk()
 	if errno == 0 {
-		f.record(&nameOp{kind: "mkdir", dir: n.rel(), name: name})
+		f.record(&nameOp{kind: kind, dir: n.rel(), name: name})
 	}
 	return ch, errno
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.makeEntry("mkdir", name, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	})
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if errno := f.begin(OpCreate, n.rel(name)); errno != 0 {
-		return nil, errno
-	}
-	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
-	if errno == 0 {
-		f.record(&nameOp{kind: "create", dir: n.rel(), name: name})
-	}
-	return ch, errno
+	return n.makeEntry("create", name, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	})
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if errno := f.begin(OpCreate, n.rel(name)); errno != 0 {
-		return nil, errno
-	}
-	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
-	if errno == 0 {
-		f.record(&nameOp{kind: "create", dir: n.rel(), name: name})
-	}
-	return ch, errno
+	return n.makeEntry("create", name, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Symlink(ctx, target, name, out)
+	})
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if errno := f.begin(OpCreate, n.rel(name)); errno != 0 {
-		return nil, errno
-	}
-	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
-	if errno == 0 {
-		f.record(&nameOp{kind: "create", dir: n.rel(), name: name})
-	}
-	return ch, errno
+	return n.makeEntry("create", name, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Link(ctx, target, name, out)
+	})
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
