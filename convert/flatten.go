@@ -164,6 +164,25 @@ func (f *flattener) parentOf(layer int, p string) (*node, error) {
 	return n, nil
 }
 
+// eachEntry calls fn with each entry of a layer's tar and its ordinal,
+// and returns how many entries there were. Both passes over a layer (the
+// replay of its headers here, the copy in write.go) go through it, so that
+// the plan's ordinals and counts name the same entries in both.
+func eachEntry(layer int, tr *tar.Reader, fn func(ord int, hdr *tar.Header) error) (int, error) {
+	for ord := 0; ; ord++ {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return ord, nil
+		}
+		if err != nil {
+			return ord, invalidf("layer %d: read tar: %v", layer+1, err)
+		}
+		if err := fn(ord, hdr); err != nil {
+			return ord, err
+		}
+	}
+}
+
 // addLayer replays one layer's headers on the tree.
 func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 	var (
@@ -171,17 +190,9 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 		whiteouts []string
 		opaques   []string
 	)
-	ord := 0
-	for ; ; ord++ {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return invalidf("layer %d: read tar: %v", layer+1, err)
-		}
+	count, err := eachEntry(layer, tr, func(ord int, hdr *tar.Header) error {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue // PAX global records (git archive writes them): not a file
+			return nil // PAX global records (git archive writes them): not a file
 		}
 		p, err := layerPath(layer, hdr.Name)
 		if err != nil {
@@ -191,16 +202,16 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 		switch {
 		case base == whiteoutOpaque:
 			opaques = append(opaques, path.Dir(p))
-			continue
+			return nil
 		case strings.HasPrefix(base, whiteoutMeta):
-			continue
+			return nil
 		case strings.HasPrefix(base, whiteoutPrefix):
 			target := base[len(whiteoutPrefix):]
 			if target == "" || target == "." || target == ".." {
 				return invalidf("layer %d: whiteout %q names nothing", layer+1, hdr.Name)
 			}
 			whiteouts = append(whiteouts, path.Join(path.Dir(p), target))
-			continue
+			return nil
 		}
 		e := layerEntry{ord: ord, path: p, typ: hdr.Typeflag}
 		switch hdr.Typeflag {
@@ -226,8 +237,12 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 			f.plan.root = &h
 		}
 		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	f.plan.counts = append(f.plan.counts, ord)
+	f.plan.counts = append(f.plan.counts, count)
 
 	// Hard links resolve against what existed when they were unpacked:
 	// the lower layers (before this layer's whiteouts) and this layer's

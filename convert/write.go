@@ -3,7 +3,6 @@ package convert
 import (
 	"archive/tar"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -117,17 +116,9 @@ func (c *Image) copyLayer(w *aciWriter, i int, l layerRef, p *plan, buf []byte) 
 	defer ls.Close()
 	tr := tar.NewReader(ls)
 	acts := p.actions[i]
-	ord := 0
-	for ; ; ord++ {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return invalidf("layer %d: read tar: %v", i+1, err)
-		}
+	count, err := eachEntry(i, tr, func(ord int, hdr *tar.Header) error {
 		if len(acts) == 0 || acts[0].ord != ord {
-			continue
+			return nil
 		}
 		a := acts[0]
 		acts = acts[1:]
@@ -178,8 +169,12 @@ func (c *Image) copyLayer(w *aciWriter, i int, l layerRef, p *plan, buf []byte) 
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if ord != p.counts[i] {
+	if count != p.counts[i] {
 		return c.changed(i)
 	}
 	return ls.finish()
