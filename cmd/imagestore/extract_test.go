@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"github.com/imagestore/imagestore/render"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -55,8 +56,7 @@ func TestExtractMatchesGNUTar(t *testing.T) {
 			}
 			defer f.Close()
 			got := filepath.Join(work, "got")
-			x := &extractor{asRoot: os.Geteuid() == 0}
-			if err := x.extract(f, got); err != nil {
+			if _, err := render.ExtractRootfs(f, got, render.Options{}); err != nil {
 				t.Fatalf("extract: %v", err)
 			}
 			want := describeTree(t, filepath.Join(ref, "rootfs"))

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"slices"
+
 	"fmt"
+	"github.com/imagestore/imagestore/treestore"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ type gcJSON struct {
 	DryRun        bool     `json:"dryRun"`
 	RemovedImages []string `json:"removedImages"`
 	RemovedFiles  []string `json:"removedFiles"`
+	RemovedTrees  []string `json:"removedTrees"`
 	InUse         []string `json:"inUse"`
 	Error         string   `json:"error,omitempty"`
 }
@@ -35,13 +39,16 @@ grace period, and what crashed writers left in the store's tmp/. With
 blobs and manifests left by interrupted removals, stale lock files and
 half-created temp files.
 
+It also removes the rendered trees (see 'imagestore render') whose image
+is gone, and partial trees that no render is writing.
+
 An image another process is reading or writing is never removed; it is
 reported as in use and left for a later gc. Each removal is printed on
-standard output ("removed image KEY", "removed file PATH"; with --quiet
+standard output ("removed image KEY", "removed file PATH", "removed tree ID"; with --quiet
 only KEY or PATH); --dry-run prints what would be removed ("would remove
 ...") and removes nothing. When there is nothing to remove, it says so.
 --json prints one JSON document: {"dryRun", "removedImages",
-"removedFiles", "inUse", "error"}.`,
+"removedFiles", "removedTrees", "inUse", "error"}.`,
 		Example: `  imagestore gc --dry-run
   imagestore gc --grace-period 168h --orphans`,
 		Args: exactArgs(0),
@@ -49,7 +56,7 @@ only KEY or PATH); --dry-run prints what would be removed ("would remove
 			if grace < 0 {
 				return usagef("gc: --grace-period %v is negative: give a duration such as 24h or 0s", grace)
 			}
-			return a.withStore(func(s *store.Store) error {
+			return a.withTreeStore(false, func(s *store.Store, ts *treestore.Store) error {
 				rep, err := s.GC(store.GCOptions{
 					UnusedSince: time.Now().Add(-grace),
 					Orphans:     orphans,
@@ -61,8 +68,13 @@ only KEY or PATH); --dry-run prints what would be removed ("would remove
 				if rep == nil {
 					return err
 				}
+				trees, terr := gcTrees(ts, dryRun)
+				if terr != nil && err == nil {
+					err = fmt.Errorf("gc: trees: %w", terr)
+				}
 				if asJSON {
-					out := gcJSON{DryRun: dryRun, RemovedImages: []string{}, RemovedFiles: []string{}, InUse: []string{}}
+					out := gcJSON{DryRun: dryRun, RemovedImages: []string{}, RemovedFiles: []string{}, RemovedTrees: []string{}, InUse: []string{}}
+					out.RemovedTrees = append(out.RemovedTrees, trees...)
 					out.RemovedImages = append(out.RemovedImages, rep.RemovedImages...)
 					out.RemovedFiles = append(out.RemovedFiles, rep.RemovedFiles...)
 					out.InUse = append(out.InUse, rep.InUse...)
@@ -81,10 +93,13 @@ only KEY or PATH); --dry-run prints what would be removed ("would remove
 				for _, f := range rep.RemovedFiles {
 					a.result(f, "%s file %s", verb, f)
 				}
+				for _, id := range trees {
+					a.result(id, "%s tree %s", verb, id)
+				}
 				for _, k := range rep.InUse {
 					a.note("imagestore: %s is in use by another process: left for a later gc", k)
 				}
-				if len(rep.RemovedImages)+len(rep.RemovedFiles) == 0 && err == nil {
+				if len(rep.RemovedImages)+len(rep.RemovedFiles)+len(trees) == 0 && err == nil {
 					a.note("gc: nothing to remove")
 				}
 				return err
@@ -121,14 +136,16 @@ left by crashes. It changes nothing.
 Each problem is printed on a line of standard output: KIND [KEY] [PATH]:
 DETAIL, and the command then exits 1. Kinds: blob-missing, blob-corrupt,
 size-mismatch, manifest-missing, manifest-corrupt, labels-stale,
-name-mismatch, orphan-blob, orphan-manifest, stray-file, stale-temp.
---json prints {"images", "bytes", "problems": [{"kind", "key", "path",
-"detail"}]} instead.`,
+name-mismatch, orphan-blob, orphan-manifest, stray-file, stale-temp,
+and for the rendered trees (of the images given, or all): tree-corrupt
+(its files no longer match its hash), tree-partial (a render that did not
+finish; gc removes it). --json prints {"images", "bytes", "trees",
+"problems": [{"kind", "key", "path", "detail"}]} instead.`,
 		Example: `  imagestore verify
   imagestore verify example.com/hello:1.0.0 sha512-1c9abf1ff224`,
 		ValidArgsFunction: a.completeImages(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(s *store.Store) error {
+			return a.withTreeStore(false, func(s *store.Store, ts *treestore.Store) error {
 				var keys []string
 				for _, ref := range args {
 					key, err := resolve(s, ref)
@@ -141,12 +158,17 @@ name-mismatch, orphan-blob, orphan-manifest, stray-file, stale-temp.
 				if err != nil {
 					return fmt.Errorf("verify: %w", err)
 				}
+				trees, err := verifyTrees(ts, rep, keys)
+				if err != nil {
+					return fmt.Errorf("verify: trees: %w", err)
+				}
 				if asJSON {
 					out := struct {
 						Images   int           `json:"images"`
 						Bytes    int64         `json:"bytes"`
+						Trees    int           `json:"trees"`
 						Problems []problemJSON `json:"problems"`
-					}{rep.Images, rep.Bytes, []problemJSON{}}
+					}{rep.Images, rep.Bytes, trees, []problemJSON{}}
 					for _, p := range rep.Problems {
 						out.Problems = append(out.Problems, problemJSON{string(p.Kind), p.Key, p.Path, p.Detail})
 					}
@@ -163,7 +185,7 @@ name-mismatch, orphan-blob, orphan-manifest, stray-file, stale-temp.
 						verifyHint(rep.Problems))
 				}
 				if !asJSON && !a.quiet {
-					fmt.Fprintf(a.stdout, "ok: %d image(s), %s verified\n", rep.Images, humanize.IBytes(uint64(rep.Bytes)))
+					fmt.Fprintf(a.stdout, "ok: %d image(s), %s verified, %d rendered tree(s) checked\n", rep.Images, humanize.IBytes(uint64(rep.Bytes)), trees)
 				}
 				return nil
 			})
@@ -259,4 +281,49 @@ JSON document: {"images", "skipped": [{"kind", "key", "path", "detail"}],
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	return cmd
+}
+
+// verifyTrees checks the trees of the given images (all trees when none
+// are given) and adds their problems to rep; it returns how many rendered
+// trees it checked.
+func verifyTrees(ts *treestore.Store, rep *store.VerifyReport, keys []string) (int, error) {
+	if ts == nil {
+		return 0, nil
+	}
+	ids, err := ts.GetIDs()
+	if err != nil {
+		return 0, err
+	}
+	checked := 0
+	for _, id := range ids {
+		key, _ := ts.GetImageHash(id)
+		if len(keys) > 0 && !slices.Contains(keys, key) {
+			continue
+		}
+		rendered, err := ts.IsRendered(id)
+		if err != nil {
+			return checked, err
+		}
+		if !rendered {
+			rep.Problems = append(rep.Problems, store.Problem{Kind: "tree-partial", Key: key, Path: ts.GetPath(id), Detail: "a render that did not finish: 'imagestore gc' removes it"})
+			continue
+		}
+		checked++
+		if _, err := ts.Check(id); err != nil {
+			rep.Problems = append(rep.Problems, store.Problem{Kind: "tree-corrupt", Key: key, Path: ts.GetPath(id), Detail: err.Error() + ": 'imagestore render --rebuild' renders it again"})
+		}
+	}
+	return checked, nil
+}
+
+// gcTrees removes the trees whose image is gone and partial trees; with
+// dryRun it lists the trees whose image is gone.
+func gcTrees(ts *treestore.Store, dryRun bool) ([]string, error) {
+	if ts == nil {
+		return nil, nil
+	}
+	if !dryRun {
+		return ts.GC()
+	}
+	return ts.Garbage()
 }

@@ -61,30 +61,6 @@ func TestNoProgressOffTerminal(t *testing.T) {
 	}
 }
 
-func TestRootfsPath(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		rel     string
-		ok, err bool
-	}{
-		{"rootfs", ".", true, false},
-		{"rootfs/", ".", true, false},
-		{"./rootfs/bin/sh", "bin/sh", true, false},
-		{"rootfs//etc/./passwd", "etc/passwd", true, false},
-		{"manifest", "", false, false},
-		{"rootfsx/a", "", false, false},
-		{"/rootfs/etc", "", false, true},
-		{"rootfs/../etc", "", false, true},
-		{"rootfs/a/../../b", "", false, true},
-		{"rootfs/..", "", false, true},
-	} {
-		rel, ok, err := rootfsPath(tc.name)
-		if rel != tc.rel || ok != tc.ok || (err != nil) != tc.err {
-			t.Errorf("rootfsPath(%q) = %q, %v, %v; want %q, %v, error %v", tc.name, rel, ok, err, tc.rel, tc.ok, tc.err)
-		}
-	}
-}
-
 func TestErrorMessageHints(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

@@ -1,6 +1,6 @@
 //go:build unix && !linux && !freebsd
 
-package main
+package render
 
 import (
 	"errors"
