@@ -356,6 +356,7 @@ func rootfsName(clean string) (string, bool) {
 // is nil).
 func (x *extractor) apply(r io.Reader, name nameMap, keep map[string]struct{}) error {
 	tr := tar.NewReader(r)
+	own := ownEntries{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -370,8 +371,12 @@ func (x *extractor) apply(r io.Reader, name nameMap, keep map[string]struct{}) e
 		clean := cleanName(hdr.Name)
 		if keep != nil {
 			if _, ok := keep[clean]; !ok {
+				if err := own.check(clean); err != nil {
+					return fmt.Errorf("unpack %s: %w", hdr.Name, err)
+				}
 				continue
 			}
+			own[clean] = hdr.Typeflag
 		}
 		rel, ok := name(clean)
 		if !ok {
@@ -397,6 +402,23 @@ func (x *extractor) apply(r io.Reader, name nameMap, keep map[string]struct{}) e
 
 // cleanName is an entry's name as acirenderer's file maps have it.
 func cleanName(name string) string { return path.Clean(name) }
+
+// ownEntries are the types of the entries one image has written so far.
+type ownEntries map[string]byte
+
+// check refuses an entry that acirenderer left out because the same
+// image made one of its parents something other than a directory: tar(1)
+// would write it through a symlink, so the image means to write outside
+// the tree, or is broken. (Below an upper image's non-directory, a lower
+// image's entries are left out, as layering means.)
+func (own ownEntries) check(clean string) error {
+	for p := path.Dir(clean); p != "." && p != "/"; p = path.Dir(p) {
+		if typ, ok := own[p]; ok && typ != tar.TypeDir {
+			return fmt.Errorf("it is below %s, which the same image makes a non-directory (type %q): refusing to extract it", p, typ)
+		}
+	}
+	return nil
+}
 
 // checkName refuses absolute names and names with "..", whatever they
 // would resolve to.

@@ -73,7 +73,11 @@ files belong to the caller, and the setuid and setgid bits are dropped
 				if res.SkippedDevices > 0 {
 					a.note("imagestore: warning: skipped %d device node(s) (--skip-devices)", res.SkippedDevices)
 				}
-				a.note("extracted %s to %s (%d image(s))", shortKey(key), dir, len(res.Plan.Images))
+				if n := len(res.Plan.Images); n > 1 {
+					a.note("extracted %s to %s (with %d dependencies)", shortKey(key), dir, n-1)
+				} else {
+					a.note("extracted %s to %s", shortKey(key), dir)
+				}
 				return nil
 			})
 		},

@@ -104,7 +104,9 @@ func fixtureKey(t *testing.T) string {
 // content), big (VALUE is a size in bytes), symlink and link (VALUE is
 // the target), char and block (VALUE is
 // MAJOR,MINOR) and fifo. Paths are used as given, so scripts can build
-// hostile images.
+// hostile images. Three more go into the manifest: dep:NAME[:VERSION] (a
+// dependency by name, with a version label if given), depid:NAME=ID (a
+// dependency by imageID) and whitelist:PATH (a pathWhitelist entry).
 func cmdMkaci(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: mkaci FILE NAME[:VERSION] [ENTRY...]")
@@ -114,9 +116,36 @@ func cmdMkaci(ts *testscript.TestScript, neg bool, args []string) {
 	if version != "" {
 		labels = append([]map[string]string{{"name": "version", "value": version}}, labels...)
 	}
-	manifest, err := json.Marshal(map[string]any{
-		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name, "labels": labels,
-	})
+	m := map[string]any{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name, "labels": labels}
+	var deps []map[string]any
+	var whitelist []string
+	var entries []string
+	for _, e := range args[2:] {
+		typ, val, _ := strings.Cut(e, ":")
+		switch typ {
+		case "dep":
+			dname, dversion, _ := strings.Cut(val, ":")
+			d := map[string]any{"imageName": dname}
+			if dversion != "" {
+				d["labels"] = []map[string]string{{"name": "version", "value": dversion}}
+			}
+			deps = append(deps, d)
+		case "depid":
+			dname, id, _ := strings.Cut(val, "=")
+			deps = append(deps, map[string]any{"imageName": dname, "imageID": id})
+		case "whitelist":
+			whitelist = append(whitelist, val)
+		default:
+			entries = append(entries, e)
+		}
+	}
+	if deps != nil {
+		m["dependencies"] = deps
+	}
+	if whitelist != nil {
+		m["pathWhitelist"] = whitelist
+	}
+	manifest, err := json.Marshal(m)
 	ts.Check(err)
 
 	var buf bytes.Buffer
@@ -130,7 +159,7 @@ func cmdMkaci(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 	}
 	write(&tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(manifest))}, manifest)
-	for _, e := range args[2:] {
+	for _, e := range entries {
 		typ, rest, ok := strings.Cut(e, ":")
 		if !ok {
 			ts.Fatalf("mkaci: bad entry %q", e)
