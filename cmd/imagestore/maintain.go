@@ -185,7 +185,11 @@ finish; gc removes it). --json prints {"images", "bytes", "trees",
 						verifyHint(rep.Problems))
 				}
 				if !asJSON && !a.quiet {
-					fmt.Fprintf(a.stdout, "ok: %d image(s), %s verified, %d rendered tree(s) checked\n", rep.Images, humanize.IBytes(uint64(rep.Bytes)), trees)
+					treeNote := ""
+					if trees > 0 {
+						treeNote = fmt.Sprintf(", %d rendered tree(s) checked", trees)
+					}
+					fmt.Fprintf(a.stdout, "ok: %d image(s), %s verified%s\n", rep.Images, humanize.IBytes(uint64(rep.Bytes)), treeNote)
 				}
 				return nil
 			})
