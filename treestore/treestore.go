@@ -86,11 +86,24 @@ func NewStore(dir string, s *store.Store) (*Store, error) {
 	}
 	ts := &Store{dir: filepath.Join(dir, "tree"), lockDir: filepath.Join(dir, "treestorelocks"), store: s}
 	for _, d := range []string{ts.dir, ts.lockDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := mkdirDurable(d); err != nil {
 			return nil, fmt.Errorf("treestore: %w", err)
 		}
 	}
 	return ts, nil
+}
+
+// mkdirDurable makes dir (and its parents) if it is not there, and
+// fsyncs its parent then, so that a tree rendered in it survives a power
+// cut.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
 }
 
 // GetID computes the tree id of the image with the given key: a hash of
