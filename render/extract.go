@@ -272,22 +272,20 @@ func (x *extractor) file(hdr *tar.Header, rel string, r io.Reader) error {
 	return f.Close()
 }
 
-// xattrs sets the extended attributes that rkt sets (file capabilities
-// and user.*), as root, on a regular file.
-func (x *extractor) xattrs(f *os.File, hdr *tar.Header) error {
-	if !x.asRoot {
-		return nil
-	}
+// keptXattrs are the extended attributes of a file entry that rkt keeps:
+// file capabilities and user.*.
+func keptXattrs(hdr *tar.Header) map[string]string {
+	var kept map[string]string
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || !(name == "security.capability" || strings.HasPrefix(name, "user.")) {
-			continue
-		}
-		if err := unix.Fsetxattr(int(f.Fd()), name, []byte(v), 0); err != nil {
-			return fmt.Errorf("set extended attribute %s: %w", name, err)
+		if ok && (name == "security.capability" || strings.HasPrefix(name, "user.")) {
+			if kept == nil {
+				kept = map[string]string{}
+			}
+			kept[name] = v
 		}
 	}
-	return nil
+	return kept
 }
 
 type progressReader struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	store "github.com/imagestore/imagestore"
+	"github.com/imagestore/imagestore/treestore"
 	"github.com/spf13/cobra"
 )
 
@@ -15,9 +16,10 @@ type rmJSON struct {
 }
 
 type removedJSON struct {
-	Arg     string `json:"arg"`
-	Key     string `json:"key"`
-	Warning string `json:"warning,omitempty"` // files left behind
+	Arg     string   `json:"arg"`
+	Key     string   `json:"key"`
+	Trees   []string `json:"trees,omitempty"`   // its rendered trees, removed with it
+	Warning string   `json:"warning,omitempty"` // files left behind
 }
 
 func (a *app) rmCommand() *cobra.Command {
@@ -31,18 +33,22 @@ output. An argument is a key (or an unambiguous prefix), a name with a
 version (the image GetACI picks for it), or a bare name, which removes
 every image of that name.
 
+The image's rendered trees (see 'imagestore render') are removed with it;
+trees of other images that depend on it stay, as rendered copies, until
+their own image goes.
+
 It goes on after an argument that fails and exits 1 if any did. When an
 image's files cannot all be deleted the image is still removed from the
 database (a warning names the files left behind). --json prints one JSON
-document: {"removed": [{"arg", "key", "warning"}], "failed": [{"arg",
-"error"}]}.`,
+document: {"removed": [{"arg", "key", "trees", "warning"}], "failed":
+[{"arg", "error"}]}.`,
 		Example: `  imagestore rm sha512-1c9abf1ff224
   imagestore rm example.com/hello:1.0.0 example.com/old`,
 		Args:              minArgs(1),
 		ValidArgsFunction: a.completeImages(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := rmJSON{Removed: []removedJSON{}, Failed: []failedJSON{}}
-			err := a.withStore(func(s *store.Store) error {
+			err := a.withTreeStore(false, func(s *store.Store, ts *treestore.Store) error {
 				return a.each("rm", args, func(ref string) (err error) {
 					defer func() {
 						if err != nil {
@@ -65,6 +71,9 @@ document: {"removed": [{"arg", "key", "warning"}], "failed": [{"arg",
 						if err != nil {
 							return fmt.Errorf("rm %s: %w", ref, err)
 						}
+						if removed.Trees, err = removeTrees(ts, key); err != nil {
+							return fmt.Errorf("rm %s: image removed, but its trees: %w", ref, err)
+						}
 						out.Removed = append(out.Removed, removed)
 						if !asJSON {
 							fmt.Fprintln(a.stdout, key)
@@ -78,6 +87,23 @@ document: {"removed": [{"arg", "key", "warning"}], "failed": [{"arg",
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	return cmd
+}
+
+// removeTrees removes the rendered trees of the image key.
+func removeTrees(ts *treestore.Store, key string) ([]string, error) {
+	if ts == nil {
+		return nil, nil
+	}
+	ids, err := ts.IDsOf(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := ts.Remove(id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // resolveForRemoval is resolve, except that a bare name means every image
