@@ -330,13 +330,23 @@ func (s *Store) adoptRows(tx *sql.Tx, r *AdoptReport, images []*ACIInfo, remotes
 	return nil
 }
 
-// shareModes gives every directory under dir the store's directory mode
-// and every regular file the store's file mode. Symbolic links and other
-// files are left alone.
+// shareModes gives every directory of the store under dir the store's
+// directory mode and every regular file there the store's file mode.
+// Symbolic links and other files are left alone, and so is what others
+// keep in dir: rkt's tree store (tree/, treestorelocks/) holds rendered
+// trees whose modes are the images' and are covered by their hashes.
 func shareModes(dir string) error {
+	l := newLayout(dir)
+	own := map[string]bool{}
+	for _, d := range append(l.dirs(), l.backupsDir()) {
+		own[d] = true
+	}
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && filepath.Dir(p) == filepath.Clean(dir) && !own[p] {
+			return fs.SkipDir
 		}
 		want := fs.FileMode(filePerm)
 		switch {

@@ -175,6 +175,11 @@ func (ts *Store) render(id string, deps *render.Deps) (hash string, err error) {
 	if err := os.Mkdir(treepath, 0o755); err != nil {
 		return "", fmt.Errorf("cannot create treestore directory %s: %w", treepath, err)
 	}
+	// 0755 as rkt's, not the setgid bit that the store's directories pass
+	// on to new directories.
+	if err := os.Chmod(treepath, 0o755); err != nil {
+		return "", err
+	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(treepath) // never leave a partial tree behind
