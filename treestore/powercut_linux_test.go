@@ -7,8 +7,8 @@ package treestore_test
 
 import (
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 
 	"math/rand"
 	"os"
