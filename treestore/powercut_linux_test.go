@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-
 	"math/rand"
 	"os"
 	"os/exec"
