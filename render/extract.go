@@ -26,12 +26,18 @@ type Options struct {
 	// SkipDevices leaves device nodes out and counts them; with neither
 	// AllowDevices nor SkipDevices an image with a device node fails.
 	SkipDevices bool
-	// Sync makes everything written durable before Finish returns: every
-	// file and directory is fsynced.
+	// Sync makes everything written durable before the render returns:
+	// with one syncfs(2) on Linux's local disk filesystems (ext4, xfs,
+	// btrfs, f2fs, tmpfs), elsewhere by an fsync of every file (in the
+	// background, while the next are written) and directory.
 	Sync bool
 	// Progress, if set, is called with the number of bytes of file data
 	// written since its last call.
 	Progress func(n int64)
+	// WhileSyncing, if set, is called once everything is written, while
+	// it is being made durable (the tree store hashes the tree then); its
+	// error fails the render.
+	WhileSyncing func() error
 }
 
 // extractor writes tar entries below a directory. Every file operation
@@ -45,9 +51,19 @@ type extractor struct {
 	root           *os.Root
 	dirs           map[string]*tar.Header // attributes applied at finish
 	made           map[string]bool        // directories known to exist
+	written        map[string]bool        // other entries written so far
 	skippedDevices int
-	syncer         *syncer
+	syncer         *syncer      // fsyncs files, where syncAll is nil
+	syncAll        func() error // syncfs, where it reaches the disk
+
+	// Directories entries went into, open: working from a directory's
+	// descriptor saves walking the path from the root for each entry.
+	open map[string]*os.File
+	buf  [64 << 10]byte // copying file data
 }
+
+// maxOpenDirs bounds the directories kept open.
+const maxOpenDirs = 128
 
 func newExtractor(dir string, opts Options) (*extractor, error) {
 	root, err := os.OpenRoot(dir)
@@ -55,14 +71,18 @@ func newExtractor(dir string, opts Options) (*extractor, error) {
 		return nil, err
 	}
 	x := &extractor{
-		opts:   opts,
-		asRoot: os.Geteuid() == 0,
-		root:   root,
-		dirs:   map[string]*tar.Header{},
-		made:   map[string]bool{".": true},
+		opts:    opts,
+		asRoot:  os.Geteuid() == 0,
+		root:    root,
+		dirs:    map[string]*tar.Header{},
+		made:    map[string]bool{".": true},
+		written: map[string]bool{},
+		open:    map[string]*os.File{},
 	}
 	if opts.Sync {
-		x.syncer = newSyncer()
+		if x.syncAll = syncWhole(dir); x.syncAll == nil {
+			x.syncer = newSyncer()
+		}
 	}
 	return x, nil
 }
@@ -70,6 +90,7 @@ func newExtractor(dir string, opts Options) (*extractor, error) {
 // close releases the directory and waits for pending syncs; it is safe
 // after finish and on every error path.
 func (x *extractor) close() error {
+	x.forgetDirs()
 	var err error
 	if x.syncer != nil {
 		err = x.syncer.wait()
@@ -100,13 +121,31 @@ func (x *extractor) finish() error {
 			return fmt.Errorf("unpack %s: %w", x.dirs[rel].Name, err)
 		}
 	}
+	if x.opts.WhileSyncing == nil {
+		return x.sync()
+	}
+	synced := make(chan error, 1)
+	go func() { synced <- x.sync() }()
+	err := x.opts.WhileSyncing()
+	if serr := <-synced; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// sync makes everything written durable, as Options.Sync says.
+func (x *extractor) sync() error {
+	if x.syncAll != nil {
+		return x.syncAll()
+	}
 	if x.syncer == nil {
 		return nil
 	}
-	if err := x.syncer.wait(); err != nil {
+	err := x.syncer.wait()
+	x.syncer = nil
+	if err != nil {
 		return err
 	}
-	x.syncer = nil
 	for rel := range x.made {
 		if err := x.syncDir(rel); err != nil {
 			return err
@@ -144,6 +183,7 @@ func (x *extractor) entry(hdr *tar.Header, rel, link string, r io.Reader) error 
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
+		x.forgetDirs() // what was at rel may have been a symlink to a directory
 		if !x.made[rel] {
 			if fi, err := x.root.Lstat(rel); err == nil && !fi.IsDir() {
 				if err := x.root.Remove(rel); err != nil {
@@ -162,19 +202,22 @@ func (x *extractor) entry(hdr *tar.Header, rel, link string, r io.Reader) error 
 		return x.file(hdr, rel, r)
 
 	case tar.TypeSymlink:
-		if err := x.replace(rel); err != nil {
+		d, base, err := x.newEntry(rel)
+		if err != nil {
 			return err
 		}
-		if err := x.root.Symlink(hdr.Linkname, rel); err != nil {
-			return err
+		if err := unix.Symlinkat(hdr.Linkname, int(d.Fd()), base); err != nil {
+			return &fs.PathError{Op: "symlink", Path: rel, Err: err}
 		}
-		if err := x.owner(rel, hdr); err != nil {
-			return err
+		if x.asRoot {
+			if err := unix.Fchownat(int(d.Fd()), base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &fs.PathError{Op: "lchown", Path: rel, Err: err}
+			}
 		}
-		return x.symlinkTime(rel, hdr)
+		return setTimeAt(d, base, rel, hdr)
 
 	case tar.TypeLink:
-		if err := x.replace(rel); err != nil {
+		if _, _, err := x.newEntry(rel); err != nil {
 			return err
 		}
 		if err := x.root.Link(link, rel); err != nil {
@@ -231,45 +274,167 @@ func (x *extractor) mkdirAll(rel string) error {
 }
 
 // file writes a regular file, with its holes if the tar holds it sparse.
+// It works on the raw descriptor: an *os.File would ask the poller about
+// every file, two system calls each time for nothing.
 func (x *extractor) file(hdr *tar.Header, rel string, r io.Reader) error {
 	// The reader turns old TypeRegA into TypeReg, and gives a sparse
 	// file's data with its holes, which copySparse seeks over.
-	if err := x.replace(rel); err != nil {
-		return err
-	}
-	f, err := x.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	d, base, err := x.newEntry(rel)
 	if err != nil {
 		return err
 	}
+	fd, err := unix.Openat(int(d.Fd()), base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	f := fdFile(fd)
 	if x.opts.Progress != nil {
 		r = progressReader{r, x.opts.Progress}
 	}
 	if isSparse(hdr) {
 		err = copySparse(f, r, hdr.Size)
 	} else {
-		_, err = io.Copy(f, r)
+		_, err = io.CopyBuffer(f, r, x.buf[:])
 	}
 	if err == nil {
-		err = x.xattrs(f, hdr)
+		err = x.xattrs(fd, hdr)
 	}
 	if err == nil && x.asRoot {
-		err = f.Chown(hdr.Uid, hdr.Gid)
+		err = ignoringEINTR(func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) })
 	}
 	if err == nil {
-		err = f.Chmod(x.mode(hdr)) // after chown, which may clear setuid
+		// After chown, which may clear setuid.
+		err = ignoringEINTR(func() error { return unix.Fchmod(fd, uint32(unixMode(x.mode(hdr)))) })
 	}
 	if err == nil {
-		err = x.setTime(rel, hdr)
+		err = setTimeAt(d, base, rel, hdr)
 	}
 	if err != nil {
-		f.Close()
-		return err
+		unix.Close(fd)
+		return &fs.PathError{Op: "write", Path: rel, Err: err}
 	}
 	if x.syncer != nil {
-		x.syncer.add(f) // fsynced and closed in the background
+		x.syncer.add(fd, rel) // fsynced and closed in the background
 		return nil
 	}
-	return f.Close()
+	return unix.Close(fd)
+}
+
+// fdFile writes to a raw descriptor.
+type fdFile int
+
+func (f fdFile) Write(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Write(int(f), b[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (f fdFile) WriteAt(b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pwrite(int(f), b[n:], off+int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (f fdFile) Truncate(size int64) error {
+	return ignoringEINTR(func() error { return unix.Ftruncate(int(f), size) })
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// unixMode is the mode bits of chmod(2) for m.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}
+
+// newEntry makes room for a new non-directory entry at rel: it removes
+// what an earlier entry of that name wrote (the later entry wins, as with
+// tar(1)) and returns rel's directory, open, and its last element.
+func (x *extractor) newEntry(rel string) (*os.File, string, error) {
+	if x.made[rel] {
+		return nil, "", errors.New("a directory of that name is already there")
+	}
+	if x.written[rel] {
+		if err := x.replace(rel); err != nil {
+			return nil, "", err
+		}
+	}
+	x.written[rel] = true
+	d, err := x.dir(path.Dir(rel))
+	return d, path.Base(rel), err
+}
+
+// dir returns the directory rel, open (it stays open for the next
+// entries).
+func (x *extractor) dir(rel string) (*os.File, error) {
+	if d, ok := x.open[rel]; ok {
+		return d, nil
+	}
+	if len(x.open) >= maxOpenDirs {
+		x.forgetDirs()
+	}
+	d, err := x.root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	x.open[rel] = d
+	return d, nil
+}
+
+// forgetDirs closes the open directories; after anything that may change
+// what a directory's path leads to.
+func (x *extractor) forgetDirs() {
+	for rel, d := range x.open {
+		d.Close()
+		delete(x.open, rel)
+	}
+}
+
+// setTimeAt sets the modification time of base in d, not following a
+// symlink.
+func setTimeAt(d *os.File, base, rel string, hdr *tar.Header) error {
+	mtime := hdr.ModTime
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	if err := unix.UtimesNanoAt(int(d.Fd()), base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "utimes", Path: rel, Err: err}
+	}
+	return nil
 }
 
 // keptXattrs are the extended attributes of a file entry that rkt keeps:
@@ -322,7 +487,7 @@ const sparseBlock = 4096
 // copySparse writes the size bytes of r into f, seeking over blocks of
 // zeros instead of writing them, so that a sparse file's holes stay holes
 // (the tar reader gives them as zeros).
-func copySparse(f *os.File, r io.Reader, size int64) error {
+func copySparse(f fdFile, r io.Reader, size int64) error {
 	buf := make([]byte, sparseBlock)
 	var off int64
 	for off < size {
@@ -362,43 +527,21 @@ func (x *extractor) replace(rel string) error {
 	if fi.IsDir() {
 		return errors.New("a directory of that name is already there")
 	}
+	x.forgetDirs() // rel may have been a symlink to an open directory
 	return x.root.Remove(rel)
 }
 
 // mknod creates a device node or FIFO, through a descriptor of its parent
 // directory opened in the root, so that no symlink is followed to outside.
 func (x *extractor) mknod(rel string, hdr *tar.Header, kind uint32, dev uint64) error {
-	if err := x.replace(rel); err != nil {
-		return err
-	}
-	d, err := x.root.Open(path.Dir(rel))
+	d, base, err := x.newEntry(rel)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := mknodat(int(d.Fd()), path.Base(rel), kind|0o600, dev); err != nil {
+	if err := mknodat(int(d.Fd()), base, kind|0o600, dev); err != nil {
 		return &fs.PathError{Op: "mknod", Path: rel, Err: err}
 	}
 	return x.attrs(rel, hdr)
-}
-
-// symlinkTime sets a symlink's own modification time (os.Root has no
-// Lchtimes), through a descriptor of its parent directory opened in the
-// root, as mknod does.
-func (x *extractor) symlinkTime(rel string, hdr *tar.Header) error {
-	if hdr.ModTime.IsZero() {
-		return nil
-	}
-	d, err := x.root.Open(path.Dir(rel))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	ts := unix.NsecToTimespec(hdr.ModTime.UnixNano())
-	if err := unix.UtimesNanoAt(int(d.Fd()), path.Base(rel), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &fs.PathError{Op: "lutimes", Path: rel, Err: err}
-	}
-	return nil
 }
 
 // mode is the permission bits to give an entry: setuid and setgid only
@@ -443,27 +586,32 @@ func (x *extractor) owner(rel string, hdr *tar.Header) error {
 // on, so that the data reaches the disk on the second core while the
 // first writes the next files.
 type syncer struct {
-	files chan *os.File
+	files chan syncFile
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	err   error
 }
 
+type syncFile struct {
+	fd  int
+	rel string
+}
+
 const syncWorkers = 4
 
 func newSyncer() *syncer {
-	s := &syncer{files: make(chan *os.File, 256)}
+	s := &syncer{files: make(chan syncFile, 256)}
 	for range syncWorkers {
 		s.wg.Go(func() {
 			for f := range s.files {
-				err := f.Sync()
-				if cerr := f.Close(); err == nil {
+				err := ignoringEINTR(func() error { return unix.Fsync(f.fd) })
+				if cerr := unix.Close(f.fd); err == nil {
 					err = cerr
 				}
 				if err != nil {
 					s.mu.Lock()
 					if s.err == nil {
-						s.err = fmt.Errorf("sync %s: %w", f.Name(), err)
+						s.err = &fs.PathError{Op: "fsync", Path: f.rel, Err: err}
 					}
 					s.mu.Unlock()
 				}
@@ -473,7 +621,7 @@ func newSyncer() *syncer {
 	return s
 }
 
-func (s *syncer) add(f *os.File) { s.files <- f }
+func (s *syncer) add(fd int, rel string) { s.files <- syncFile{fd, rel} }
 
 // wait waits for every file added and returns the first error.
 func (s *syncer) wait() error {

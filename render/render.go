@@ -15,11 +15,8 @@ package render
 
 import (
 	"archive/tar"
-	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -27,7 +24,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/appc/spec/pkg/acirenderer"
@@ -161,78 +157,6 @@ func describeDep(d types.Dependency) string {
 	return s
 }
 
-// Plan is what a render writes: the images, upper first, and the files
-// each contributes.
-type Plan struct {
-	Images acirenderer.Images
-	Files  acirenderer.RenderedACI
-}
-
-// NewPlan resolves the image's dependencies and decides which files of
-// which image make the tree (see Deps.Plan).
-func NewPlan(reg Registry, key string) (*Plan, error) {
-	deps, err := Resolve(reg, key)
-	if err != nil {
-		return nil, err
-	}
-	return deps.Plan(reg)
-}
-
-// Plan decides, with acirenderer, which files of which image make the
-// tree. Every image is read whole and its SHA-512 checked against its key
-// and against the whole imageID its dependant named.
-func (d *Deps) Plan(reg Registry) (*Plan, error) {
-	imgs := d.Images()
-	h := &hashingProvider{ACIProvider: reg, sums: map[string]string{}}
-	files, err := acirenderer.GetRenderedACIFromList(imgs, h)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.list[0], err)
-	}
-	// acirenderer checked each image against its key, the first half of
-	// its SHA-512; an imageID pins the whole of it.
-	for _, n := range d.list {
-		if id := n.pinned(); id != "" && !strings.HasPrefix(h.sums[n.img.Key], id) {
-			return nil, fmt.Errorf("%s: dependency %s: the image in the store is %s, not that imageID", n.parent, describeDep(n.dep), h.sums[n.img.Key])
-		}
-	}
-	return &Plan{Images: imgs, Files: files}, nil
-}
-
-// hashingProvider records the whole SHA-512 of every stream acirenderer
-// reads to its end.
-type hashingProvider struct {
-	acirenderer.ACIProvider
-	mu   sync.Mutex
-	sums map[string]string
-}
-
-func (h *hashingProvider) ReadStream(key string) (io.ReadCloser, error) {
-	rc, err := h.ACIProvider.ReadStream(key)
-	if err != nil {
-		return nil, err
-	}
-	return &hashingStream{ReadCloser: rc, h: sha512.New(), done: func(sum string) {
-		h.mu.Lock()
-		h.sums[key] = sum
-		h.mu.Unlock()
-	}}, nil
-}
-
-type hashingStream struct {
-	io.ReadCloser
-	h    hash.Hash
-	done func(string)
-}
-
-func (s *hashingStream) Read(p []byte) (int, error) {
-	n, err := s.ReadCloser.Read(p)
-	s.h.Write(p[:n])
-	if err == io.EOF {
-		s.done("sha512-" + hex.EncodeToString(s.h.Sum(nil)))
-	}
-	return n, err
-}
-
 // Result says what a render did.
 type Result struct {
 	Plan           *Plan
@@ -318,18 +242,6 @@ func (p *Plan) write(reg Registry, dir string, opts Options, name nameMap) (*Res
 	res.SkippedDevices = x.skippedDevices
 	res.root = x.dirs["."]
 	return res, x.close()
-}
-
-func (p *Plan) writeImage(reg Registry, x *extractor, files *acirenderer.ACIFiles, name nameMap) error {
-	rc, err := reg.ReadStream(files.Key)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", files.Key, err)
-	}
-	defer rc.Close()
-	if err := x.apply(rc, name, files.FileMap); err != nil {
-		return fmt.Errorf("image %s: %w", files.Key, err)
-	}
-	return nil
 }
 
 // nameMap maps a tar entry's cleaned name to a path below the target

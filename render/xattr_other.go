@@ -6,13 +6,12 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 )
 
 // xattrs would set the extended attributes rkt sets; here the image's
 // are refused rather than left out.
-func (x *extractor) xattrs(f *os.File, hdr *tar.Header) error {
+func (x *extractor) xattrs(fd int, hdr *tar.Header) error {
 	if !x.asRoot {
 		return nil
 	}

@@ -192,12 +192,21 @@ func (ts *Store) render(id string, deps *render.Deps) (hash string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot render aci: %w", err)
 	}
-	opts := render.Options{Sync: true, AllowDevices: os.Geteuid() == 0, Progress: ts.Progress}
+	opts := render.Options{
+		Sync:         true,
+		AllowDevices: os.Geteuid() == 0,
+		Progress:     ts.Progress,
+		// The hash reads the tree from the page cache while the disk
+		// writes it back.
+		WhileSyncing: func() (err error) {
+			if hash, err = ts.Hash(id); err != nil {
+				return fmt.Errorf("cannot calculate tree hash: %w", err)
+			}
+			return nil
+		},
+	}
 	if _, err := plan.Tree(ts.store, treepath, opts); err != nil {
 		return "", fmt.Errorf("cannot render aci: %w", err)
-	}
-	if hash, err = ts.Hash(id); err != nil {
-		return "", fmt.Errorf("cannot calculate tree hash: %w", err)
 	}
 	for name, content := range map[string]string{hashFile: hash, imageFile: key} {
 		if err := writeSynced(filepath.Join(treepath, name), content); err != nil {

@@ -377,3 +377,30 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// An image whose blob no longer matches its key fails the render, and
+// leaves no tree: the data is checked as it is written.
+func TestRenderRefusesCorruptImage(t *testing.T) {
+	// bin/ls is left out by mid's whitelist, bin/sh is written.
+	for _, where := range []string{"base ls", "base sh"} {
+		t.Run(where, func(t *testing.T) {
+			dir, s, ts := openStores(t)
+			base, mid, _ := chainImages()
+			importImages(t, s, base, mid)
+			blob := filepath.Join(dir, "blob", "sha512", base.key()[7:9], base.key())
+			b, err := os.ReadFile(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[bytes.Index(b, []byte(where))] ^= 1
+			if err := os.WriteFile(blob, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = ts.Render(mid.key(), false)
+			if err == nil || !strings.Contains(err.Error(), "does not match its key") {
+				t.Fatalf("Render = %v, want a mismatch error", err)
+			}
+			noTrees(t, dir, ts)
+		})
+	}
+}
