@@ -5,8 +5,8 @@
 package render
 
 import (
-	"bufio"
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
