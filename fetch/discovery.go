@@ -1,0 +1,69 @@
+// This file holds fetching by appc name: discovery finds the ACI's URL,
+// then the HTTP fetcher takes over.
+
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/appc/spec/discovery"
+)
+
+// FetchName fetches an image by appc name, NAME[:version]
+// (example.com/app:1.0, or with more labels,
+// example.com/app,version=1.0,os=linux): appc discovery (appc/spec's
+// discovery package: the ac-discovery meta tags of https://NAME?ac-discovery=1
+// and its parent paths, their {name}, {version}, {os}, {arch} and {ext}
+// templates) gives the ACI and signature URLs, which are then fetched as
+// FetchURL does, Remote row included. The os and arch labels default to
+// runtime.GOOS and runtime.GOARCH, as rkt did. The image must carry the
+// name asked for; without a version it is marked as the latest of its
+// name.
+//
+// Discovery requests go out on every fetch (the max-age of the ACI's row
+// spares only the ACI's own request), over HTTPS, or over plain HTTP with
+// Options.Insecure, through appc's own HTTP client: Options.Transport
+// does not apply to them.
+func (f *Fetcher) FetchName(ctx context.Context, name string) (*Result, error) {
+	if strings.Contains(name, "://") {
+		return nil, fmt.Errorf("%w: %q is not an appc name", ErrUnsupportedSource, name)
+	}
+	app, err := discovery.NewAppFromString(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q is not an appc name[:version]: %v", ErrUnsupportedSource, name, err)
+	}
+	if _, ok := app.Labels["os"]; !ok {
+		app.Labels["os"] = runtime.GOOS
+	}
+	if _, ok := app.Labels["arch"]; !ok {
+		app.Labels["arch"] = runtime.GOARCH
+	}
+	_, hasVersion := app.Labels["version"]
+	insecure := discovery.InsecureNone
+	if f.opts.Insecure {
+		insecure = discovery.InsecureHTTP
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	eps, attempts, err := discovery.DiscoverACIEndpoints(*app, nil, insecure, f.opts.DiscoveryPort)
+	for _, a := range attempts {
+		f.logf("discovery of %s: no ac-discovery meta tag at %s: %v", app.Name, a.Prefix, a.Error)
+	}
+	if err != nil || len(eps) == 0 {
+		why := "no ac-discovery meta tag matched"
+		if err != nil {
+			why = err.Error()
+		}
+		if !f.opts.Insecure {
+			why += " (over HTTPS; plain HTTP needs the insecure option)"
+		}
+		return nil, fmt.Errorf("fetch %s: %w: %s", app, ErrDiscovery, why)
+	}
+	ep := eps[0]
+	f.logf("discovery of %s: ACI at %s", app, ep.ACI)
+	return f.fetchACI(ctx, aciSource{aciURL: ep.ACI, ascURL: ep.ASC, name: app.Name, latest: !hasVersion})
+}
