@@ -50,20 +50,22 @@ func (f *Fetcher) FetchName(ctx context.Context, name string) (*Result, error) {
 		return nil, err
 	}
 	eps, attempts, err := discovery.DiscoverACIEndpoints(*app, nil, insecure, f.opts.DiscoveryPort)
+	var tried []string
 	for _, a := range attempts {
-		f.logf("discovery of %s: no ac-discovery meta tag at %s: %v", app.Name, a.Prefix, a.Error)
+		f.logf("discovery of %s: nothing at %s: %v", name, a.Prefix, a.Error)
+		tried = append(tried, fmt.Sprintf("%s: %v", a.Prefix, a.Error))
 	}
 	if err != nil || len(eps) == 0 {
-		why := "no ac-discovery meta tag matched"
-		if err != nil {
-			why = err.Error()
+		why := "no ac-discovery meta tag for it"
+		if len(tried) > 0 {
+			why += " (" + strings.Join(tried, "; ") + ")"
 		}
 		if !f.opts.Insecure {
-			why += " (over HTTPS; plain HTTP needs the insecure option)"
+			why += "; discovery used HTTPS only: plain HTTP needs the insecure option"
 		}
-		return nil, fmt.Errorf("fetch %s: %w: %s", app, ErrDiscovery, why)
+		return nil, fmt.Errorf("fetch %s: %w: %s", name, ErrDiscovery, why)
 	}
 	ep := eps[0]
-	f.logf("discovery of %s: ACI at %s", app, ep.ACI)
+	f.logf("discovery of %s: ACI at %s", name, ep.ACI)
 	return f.fetchACI(ctx, aciSource{aciURL: ep.ACI, ascURL: ep.ASC, name: app.Name, latest: !hasVersion})
 }
