@@ -5,7 +5,6 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -107,7 +106,16 @@ func (f *Fetcher) FetchRegistry(ctx context.Context, scheme, refStr string) (*Re
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
 	defer os.RemoveAll(dir)
-	digest, err := f.writeLayout(ctx, dir, img, ref.Name())
+	// The config is read as a blob, like the layers, so that a config
+	// not matching its digest is reported as such.
+	openConfig := func(d v1.Descriptor) (io.ReadCloser, error) {
+		l, err := remote.Layer(ref.Context().Digest(d.Digest.String()), ropts...)
+		if err != nil {
+			return nil, err
+		}
+		return l.Compressed()
+	}
+	digest, err := f.writeLayout(ctx, dir, img, ref.Name(), openConfig)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
@@ -147,7 +155,7 @@ func (f *Fetcher) unchanged(rem *store.Remote, digest string) (*Result, error) {
 
 // writeLayout downloads img into dir as an OCI image layout whose index
 // names it refName, and returns its manifest digest.
-func (f *Fetcher) writeLayout(ctx context.Context, dir string, img v1.Image, refName string) (string, error) {
+func (f *Fetcher) writeLayout(ctx context.Context, dir string, img v1.Image, refName string, openConfig func(v1.Descriptor) (io.ReadCloser, error)) (string, error) {
 	manifest, err := img.Manifest()
 	if err != nil {
 		return "", err
@@ -182,14 +190,7 @@ func (f *Fetcher) writeLayout(ctx context.Context, dir string, img v1.Image, ref
 		}
 	}
 	cfg := manifest.Config
-	openConfig := func() (io.ReadCloser, error) {
-		raw, err := img.RawConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}
-	if err := f.writeBlob(ctx, dir, cfg, openConfig); err != nil {
+	if err := f.writeBlob(ctx, dir, cfg, func() (io.ReadCloser, error) { return openConfig(cfg) }); err != nil {
 		return "", fmt.Errorf("config %s: %w", cfg.Digest, err)
 	}
 	if err := writeFile(filepath.Join(blobs, digest.Hex), rawManifest); err != nil {
