@@ -15,7 +15,7 @@ var (
 	// ErrInsecure is returned when a plain-HTTP URL (an ACI, its
 	// signature, a discovery page, a registry) would be used without
 	// Options.Insecure.
-	ErrInsecure = errors.New("plain HTTP is not allowed without the insecure option")
+	ErrInsecure = errors.New("plain HTTP needs the insecure option")
 
 	// ErrHTTPStatus is returned when a server answers with a status other
 	// than 200 (or 304 to a conditional request): 404, 500, ...

@@ -152,7 +152,7 @@ func (f *Fetcher) checkScheme(scheme, u string) error {
 		if f.opts.Insecure {
 			return nil
 		}
-		return fmt.Errorf("%w: %s (allow it with the insecure option, --insecure)", ErrInsecure, u)
+		return fmt.Errorf("%w (--insecure): %s", ErrInsecure, u)
 	}
 	return fmt.Errorf("%w: %s: scheme %q", ErrUnsupportedSource, u, scheme)
 }
