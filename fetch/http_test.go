@@ -356,3 +356,36 @@ func TestMaxAge(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchURLConcurrent: fetches of one URL at once store one image
+// under one key, and one row.
+func TestFetchURLConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	srv := newACIServer(t)
+	aci := makeACI(t, "example.com/hello", "1.0.0", "one")
+	srv.set("/hello.aci", resource{body: aci, etag: `"e"`, cacheControl: "max-age=3600"})
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			res, err := New(s, Options{Insecure: true, SkipVerify: true}).FetchURL(testContext(t), srv.URL+"/hello.aci")
+			if err == nil && res.Key != keyOfACI(t, aci) {
+				err = fmt.Errorf("key %s", res.Key)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ais, _ := s.GetAllACIInfos(nil, true); len(ais) != 1 {
+		t.Fatalf("%d images stored, want 1", len(ais))
+	}
+	if rs, _ := s.GetAllRemotes(); len(rs) != 1 || rs[0].BlobKey != keyOfACI(t, aci) {
+		t.Fatalf("remotes: %v", rs)
+	}
+	assertTmpEmpty(t, s)
+}
