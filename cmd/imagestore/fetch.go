@@ -111,7 +111,7 @@ unless --quiet. --json prints one JSON document: {"fetched": [{"image",
 				f := fetch.New(s, opts)
 				return a.each("fetch", args, func(image string) error {
 					res, err := f.Fetch(ctx, image)
-					bars.done()
+					bars.done(err == nil)
 					if err != nil {
 						err = fetchError(err)
 						out.Failed = append(out.Failed, failedJSON{image, oneLine(errorMessage(err))})
@@ -168,7 +168,7 @@ func (b *fetchBars) update(p fetch.Progress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.bar == nil || p.Source != b.source {
-		b.finishLocked()
+		b.finishLocked(true)
 		desc := p.Source
 		if len(desc) > 40 {
 			desc = "…" + desc[len(desc)-39:]
@@ -178,20 +178,29 @@ func (b *fetchBars) update(p fetch.Progress) {
 	}
 	b.bar.Set64(p.Done)
 	if p.Final {
-		b.finishLocked()
+		b.finishLocked(p.Total < 0 || p.Done == p.Total)
 	}
 }
 
-func (b *fetchBars) done() {
+// done ends the bar still drawn, if any, after a fetch.
+func (b *fetchBars) done(ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.finishLocked()
+	b.finishLocked(ok)
 }
 
-func (b *fetchBars) finishLocked() {
-	if b.bar != nil {
-		b.bar.Finish()
-		b.bar = nil
-		b.source = ""
+// finishLocked ends the bar: filled when its download is complete, left
+// where it stopped when not.
+func (b *fetchBars) finishLocked(complete bool) {
+	if b.bar == nil {
+		return
 	}
+	if complete {
+		b.bar.Finish()
+	} else {
+		b.bar.Exit()
+		fmt.Fprintln(b.a.stderr)
+	}
+	b.bar = nil
+	b.source = ""
 }
