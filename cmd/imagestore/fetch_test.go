@@ -82,12 +82,10 @@ func cmdACIServer(ts *testscript.TestScript, neg bool, args []string) {
 		maxAge = "max-age=" + args[0]
 	}
 	l := &scriptLog{}
-	var srvURL string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, n := serveFile(w, r, root, maxAge, srvURL)
+		status, n := serveFile(w, r, root, maxAge, "http://"+r.Host)
 		l.add(fmt.Sprintf("%s %s if-none-match=%s status=%d bytes=%d", r.Method, r.URL.Path, r.Header.Get("If-None-Match"), status, n))
 	}))
-	srvURL = srv.URL
 	ts.Defer(srv.Close)
 	scriptState.Lock()
 	scriptState.logs[ts.Getenv("WORK")] = l
