@@ -99,6 +99,13 @@ func (f *Fetcher) fetchACI(ctx context.Context, src aciSource) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	if rem != nil && !f.opts.SkipVerify && rem.SigURL == "" {
+		// Stored without verification: a fetch that wants a verified
+		// image must download it again, as the signature covers the
+		// file as served, which the store does not keep.
+		f.logf("%s: stored without a verified signature: downloading it again to verify it", src.aciURL)
+		rem = nil
+	}
 	if rem != nil && !f.opts.NoCache && fresh(rem, time.Now()) {
 		f.logf("%s: downloaded %s ago, within its max-age of %ds: not asking the server",
 			src.aciURL, time.Since(rem.DownloadTime).Round(time.Second), rem.CacheMaxAge)

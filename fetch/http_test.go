@@ -389,3 +389,43 @@ func TestFetchURLConcurrent(t *testing.T) {
 	}
 	assertTmpEmpty(t, s)
 }
+
+// TestFetchURLUnverifiedIsVerifiedLater: an image stored without
+// verification does not satisfy a fetch that verifies: it is downloaded
+// again and its signature checked, even within max-age.
+func TestFetchURLUnverifiedIsVerifiedLater(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	srv := newACIServer(t)
+	key, other := newKey(t, "trusted"), newKey(t, "stranger")
+	aci := makeACI(t, "example.com/hello", "1.0.0", "one")
+	srv.set("/hello.aci", resource{body: aci, etag: `"e"`, cacheControl: "max-age=3600"})
+	srv.set("/hello.aci.asc", resource{body: sign(t, other, aci)})
+	ctx := testContext(t)
+	aciURL := srv.URL + "/hello.aci"
+	if _, err := New(s, Options{Insecure: true, SkipVerify: true}).FetchURL(ctx, aciURL); err != nil {
+		t.Fatal(err)
+	}
+	if r := remoteOf(t, s, aciURL); r.SigURL != "" {
+		t.Fatalf("an unverified download recorded SigURL %q", r.SigURL)
+	}
+	verifying := New(s, Options{Insecure: true, Keyring: keyring(t, key)})
+	n := srv.log.len()
+	if _, err := verifying.FetchURL(ctx, aciURL); !errors.Is(err, ErrSignature) {
+		t.Fatalf("verifying fetch of an image signed by a stranger = %v; want ErrSignature", err)
+	}
+	if got := srv.log.since(n); len(got) != 2 || got[0].IfNoneMatch != "" || got[0].Status != http.StatusOK {
+		t.Fatalf("requests of the verifying fetch: %v; want an unconditional GET and the signature", got)
+	}
+	srv.set("/hello.aci.asc", resource{body: sign(t, key, aci)})
+	res, err := verifying.FetchURL(ctx, aciURL)
+	if err != nil || res.Outcome != Downloaded || res.Signer == "" {
+		t.Fatalf("verifying fetch of a signed image = %+v, %v; want it downloaded and verified", res, err)
+	}
+	if r := remoteOf(t, s, aciURL); r.SigURL != srv.URL+"/hello.aci.asc" {
+		t.Fatalf("remote after verification: %+v", r)
+	}
+	if res, err := verifying.FetchURL(ctx, aciURL); err != nil || res.Outcome != Fresh {
+		t.Fatalf("verifying fetch of a verified image = %+v, %v; want Fresh", res, err)
+	}
+}
