@@ -16,8 +16,10 @@
 //     its DownloadTime is not requested; past it, one conditional request
 //     (If-None-Match with the stored ETag) is made, and a 304 keeps the
 //     stored image and refreshes the row. A registry tag whose manifest
-//     digest (HEAD) is the stored one downloads no blob. A row whose image
-//     was removed from the store does not count.
+//     digest (HEAD) is the stored one downloads no blob, and an image
+//     whose conversion the store already holds (imported from a docker
+//     archive or an OCI layout) costs its manifest and config, no layer.
+//     A row whose image was removed from the store does not count.
 //   - Nothing half. A download is written to a temp file in the store's
 //     tmp/ (a registry image to a temporary OCI layout there) and removed
 //     on every failure: an error status, a document content type, a body
@@ -47,6 +49,9 @@
 //     spares the ACI's request).
 //   - A registry image is squashed into one ACI: a layer shared with a
 //     stored image is downloaded again when the image changes.
+//   - An image is taken as already stored when a stored manifest equals
+//     the one its conversion would carry (which names the config digest,
+//     and so the layers): the store is trusted not to hold a forged one.
 //   - Interrupted downloads start again from the beginning (rkt resumed
 //     them with Range requests), and a signature answered with 202 is not
 //     retried later as rkt did.

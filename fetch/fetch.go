@@ -85,6 +85,10 @@ const (
 	NotModified Outcome = "not-modified"
 	// Downloaded: the image was downloaded and stored.
 	Downloaded Outcome = "downloaded"
+	// Present: a registry image whose conversion the store already held
+	// (imported, or fetched under another reference); only its manifest
+	// and config were downloaded.
+	Present Outcome = "present"
 )
 
 // Result is what a fetch stored, or found stored.

@@ -5,6 +5,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // refAnnotation names the image in the temporary layout's index, as
@@ -97,29 +99,7 @@ func (f *Fetcher) FetchRegistry(ctx context.Context, scheme, refStr string) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
-	tmp, err := f.store.TmpDir()
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
-	}
-	dir, err := os.MkdirTemp(tmp, "fetch-layout-")
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
-	}
-	defer os.RemoveAll(dir)
-	// The config is read as a blob, like the layers, so that a config
-	// not matching its digest is reported as such.
-	openConfig := func(d v1.Descriptor) (io.ReadCloser, error) {
-		l, err := remote.Layer(ref.Context().Digest(d.Digest.String()), ropts...)
-		if err != nil {
-			return nil, err
-		}
-		return l.Compressed()
-	}
-	digest, err := f.writeLayout(ctx, dir, img, ref.Name(), openConfig)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
-	}
-	key, err := f.importLayout(dir)
+	key, outcome, digest, err := f.pull(ctx, img, ref, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
@@ -130,7 +110,85 @@ func (f *Fetcher) FetchRegistry(ctx context.Context, scheme, refStr string) (*Re
 	if err := f.store.WriteRemote(rem); err != nil {
 		return nil, fmt.Errorf("fetch %s: image stored as %s, but: %w", aciURL, key, err)
 	}
-	return &Result{Key: key, URL: aciURL, Outcome: Downloaded, Digest: digest}, nil
+	return &Result{Key: key, URL: aciURL, Outcome: outcome, Digest: digest}, nil
+}
+
+// pull brings img into the store through a temporary OCI layout in tmp/,
+// removed afterwards whatever happens. The config comes first: when the
+// store already holds the image's conversion (imported, or fetched by
+// another reference's row), no layer is downloaded.
+func (f *Fetcher) pull(ctx context.Context, img v1.Image, ref name.Reference, ropts []remote.Option) (key string, _ Outcome, digest string, _ error) {
+	tmp, err := f.store.TmpDir()
+	if err != nil {
+		return "", "", "", err
+	}
+	dir, err := os.MkdirTemp(tmp, "fetch-layout-")
+	if err != nil {
+		return "", "", "", err
+	}
+	defer os.RemoveAll(dir)
+	lay, err := f.newLayout(dir, img)
+	if err != nil {
+		return "", "", "", err
+	}
+	digest = lay.digest.String()
+	// The config is read as a blob, like the layers, so that a config
+	// not matching its digest is reported as such.
+	cfg, err := lay.writeConfig(ctx, func(d v1.Descriptor) (io.ReadCloser, error) {
+		l, err := remote.Layer(ref.Context().Digest(d.Digest.String()), ropts...)
+		if err != nil {
+			return nil, err
+		}
+		return l.Compressed()
+	})
+	if err != nil {
+		return "", "", "", err
+	}
+	if key := f.storedConversion(ref.Name(), cfg, lay.manifest.Config.Digest.String()); key != "" {
+		f.logf("%s: image %s is already in the store as %s: no layer downloaded", ref.Name(), digest, key)
+		return key, Present, digest, nil
+	}
+	if err := lay.writeLayers(ctx, img); err != nil {
+		return "", "", "", err
+	}
+	if err := lay.finish(ref.Name()); err != nil {
+		return "", "", "", err
+	}
+	key, err = f.importLayout(dir)
+	if err != nil {
+		return "", "", "", err
+	}
+	return key, Downloaded, digest, nil
+}
+
+// storedConversion returns the key of a stored image whose manifest is
+// the one converting the image of this config, named refName, gives;
+// "" if none. The manifest names the config's digest (the imageid
+// annotation), which pins the layers by their diff_ids, and conversion
+// depends on nothing else: an image with that manifest is that image.
+func (f *Fetcher) storedConversion(refName string, cfg *v1.ConfigFile, configDigest string) string {
+	want, err := convert.ManifestFor(refName, cfg, configDigest)
+	if err != nil {
+		return ""
+	}
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		return ""
+	}
+	keys, _, err := f.store.ResolveName(want.Name.String())
+	if err != nil {
+		return ""
+	}
+	for _, k := range keys {
+		m, err := f.store.GetImageManifest(k)
+		if err != nil {
+			continue
+		}
+		if got, err := json.Marshal(m); err == nil && bytes.Equal(got, wantJSON) {
+			return k
+		}
+	}
+	return ""
 }
 
 // registryETag is what a Remote row of a registry image keeps as its
@@ -153,70 +211,97 @@ func (f *Fetcher) unchanged(rem *store.Remote, digest string) (*Result, error) {
 	return &Result{Key: rem.BlobKey, URL: rem.ACIURL, Outcome: NotModified, Digest: digest}, nil
 }
 
-// writeLayout downloads img into dir as an OCI image layout whose index
-// names it refName, and returns its manifest digest.
-func (f *Fetcher) writeLayout(ctx context.Context, dir string, img v1.Image, refName string, openConfig func(v1.Descriptor) (io.ReadCloser, error)) (string, error) {
-	manifest, err := img.Manifest()
-	if err != nil {
-		return "", err
+// layoutWriter writes one image as an OCI image layout.
+type layoutWriter struct {
+	f           *Fetcher
+	dir         string
+	manifest    *v1.Manifest
+	rawManifest []byte
+	digest      v1.Hash
+	mediaType   string
+}
+
+func (f *Fetcher) newLayout(dir string, img v1.Image) (*layoutWriter, error) {
+	l := &layoutWriter{f: f, dir: dir}
+	var err error
+	if l.manifest, err = img.Manifest(); err != nil {
+		return nil, err
 	}
-	rawManifest, err := img.RawManifest()
-	if err != nil {
-		return "", err
+	if l.rawManifest, err = img.RawManifest(); err != nil {
+		return nil, err
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		return "", err
+	if l.digest, err = img.Digest(); err != nil {
+		return nil, err
 	}
 	mt, err := img.MediaType()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	if err := os.MkdirAll(blobs, 0o700); err != nil {
-		return "", err
+	l.mediaType = string(mt)
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+		return nil, err
 	}
+	return l, nil
+}
+
+// writeConfig downloads the config blob and parses it.
+func (l *layoutWriter) writeConfig(ctx context.Context, open func(v1.Descriptor) (io.ReadCloser, error)) (*v1.ConfigFile, error) {
+	d := l.manifest.Config
+	if err := l.f.writeBlob(ctx, l.dir, d, func() (io.ReadCloser, error) { return open(d) }); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	data, err := os.ReadFile(filepath.Join(l.dir, "blobs", d.Digest.Algorithm, d.Digest.Hex))
+	if err != nil {
+		return nil, err
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: config %s: %v", convert.ErrInvalidImage, d.Digest, err)
+	}
+	return &cfg, nil
+}
+
+// writeLayers downloads the layer blobs.
+func (l *layoutWriter) writeLayers(ctx context.Context, img v1.Image) error {
 	layers, err := img.Layers()
 	if err != nil {
-		return "", err
+		return err
 	}
-	if len(layers) != len(manifest.Layers) {
-		return "", fmt.Errorf("manifest %s lists %d layers, the image has %d", digest, len(manifest.Layers), len(layers))
+	if len(layers) != len(l.manifest.Layers) {
+		return fmt.Errorf("manifest %s lists %d layers, the image has %d", l.digest, len(l.manifest.Layers), len(layers))
 	}
-	for i, l := range layers {
-		want := manifest.Layers[i]
-		if err := f.writeBlob(ctx, dir, want, l.Compressed); err != nil {
-			return "", fmt.Errorf("layer %s: %w", want.Digest, err)
+	for i, layer := range layers {
+		want := l.manifest.Layers[i]
+		if err := l.f.writeBlob(ctx, l.dir, want, layer.Compressed); err != nil {
+			return fmt.Errorf("layer %s: %w", want.Digest, err)
 		}
 	}
-	cfg := manifest.Config
-	if err := f.writeBlob(ctx, dir, cfg, func() (io.ReadCloser, error) { return openConfig(cfg) }); err != nil {
-		return "", fmt.Errorf("config %s: %w", cfg.Digest, err)
-	}
-	if err := writeFile(filepath.Join(blobs, digest.Hex), rawManifest); err != nil {
-		return "", err
+	return nil
+}
+
+// finish writes the manifest and the index naming the image refName.
+func (l *layoutWriter) finish(refName string) error {
+	if err := writeFile(filepath.Join(l.dir, "blobs", "sha256", l.digest.Hex), l.rawManifest); err != nil {
+		return err
 	}
 	index := v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     "application/vnd.oci.image.index.v1+json",
 		Manifests: []v1.Descriptor{{
-			MediaType:   mt,
-			Digest:      digest,
-			Size:        int64(len(rawManifest)),
+			MediaType:   types.MediaType(l.mediaType),
+			Digest:      l.digest,
+			Size:        int64(len(l.rawManifest)),
 			Annotations: map[string]string{refAnnotation: refName},
 		}},
 	}
 	idx, err := json.Marshal(index)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if err := writeFile(filepath.Join(dir, "index.json"), idx); err != nil {
-		return "", err
+	if err := writeFile(filepath.Join(l.dir, "index.json"), idx); err != nil {
+		return err
 	}
-	if err := writeFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return "", err
-	}
-	return digest.String(), nil
+	return writeFile(filepath.Join(l.dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`))
 }
 
 // writeBlob copies a blob to dir/blobs/ALG/HEX, checking its digest and

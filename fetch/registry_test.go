@@ -97,6 +97,12 @@ func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
 // store as `imagestore import DIR` does.
 func importLayoutKey(t *testing.T, img v1.Image, ref string) string {
 	t.Helper()
+	return importLayout(t, newStore(t), img, ref)
+}
+
+// importLayout is importLayoutKey into s.
+func importLayout(t *testing.T, s *store.Store, img v1.Image, ref string) string {
+	t.Helper()
 	dir := t.TempDir()
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
@@ -114,7 +120,7 @@ func importLayoutKey(t *testing.T, img v1.Image, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := im.Import(newStore(t), store.ACIFetchInfo{})
+	key, err := im.Import(s, store.ACIFetchInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,4 +423,45 @@ func TestFetchRegistryCancelled(t *testing.T) {
 		t.Fatalf("cancelled pull = %v; want context.Canceled", err)
 	}
 	assertNothingStored(t, s)
+}
+
+// TestFetchRegistryImageAlreadyImported: an image whose conversion the
+// store already holds (here imported from its OCI layout) costs its
+// manifest and config, and no layer.
+func TestFetchRegistryImageAlreadyImported(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t, nil)
+	img := testImage(t, "amd64")
+	ref := reg.host + "/test/img:v1"
+	push(t, ref, img)
+	s := newStore(t)
+	imported := importLayout(t, s, img, ref)
+
+	n := reg.log.len()
+	res, err := New(s, Options{}).Fetch(testContext(t), "docker://"+ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != Present || res.Key != imported {
+		t.Fatalf("pull of an imported image = %+v; want Present with key %s", res, imported)
+	}
+	cfg, _ := img.ConfigName()
+	got := blobRequests(reg.log.since(n))
+	if len(got) != 1 || !strings.HasSuffix(got[0].Path, cfg.String()) {
+		t.Fatalf("blobs fetched: %v; want the config alone", got)
+	}
+	if r := remoteOf(t, s, "docker://"+ref); r.BlobKey != imported {
+		t.Fatalf("remote: %+v", r)
+	}
+	if ais, _ := s.GetAllACIInfos(nil, true); len(ais) != 1 {
+		t.Fatalf("%d images stored, want 1", len(ais))
+	}
+	assertTmpEmpty(t, s)
+
+	// Another tag of the same image is another name: downloaded.
+	push(t, reg.host+"/test/img:v2", img)
+	res, err = New(s, Options{}).Fetch(testContext(t), "docker://"+reg.host+"/test/img:v2")
+	if err != nil || res.Outcome != Downloaded || res.Key == imported {
+		t.Fatalf("pull of the image under another tag = %+v, %v; want a new download", res, err)
+	}
 }

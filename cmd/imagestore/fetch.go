@@ -27,7 +27,7 @@ type fetchedJSON struct {
 	Image   string `json:"image"`   // as given
 	Key     string `json:"key"`     // in the store
 	URL     string `json:"url"`     // the Remote row's ACI URL
-	Outcome string `json:"outcome"` // fresh, not-modified, downloaded
+	Outcome string `json:"outcome"` // fresh, not-modified, present, downloaded
 	Signer  string `json:"signer,omitempty"`
 	Digest  string `json:"digest,omitempty"`
 }
@@ -56,7 +56,9 @@ What was fetched is recorded (see 'imagestore remotes'), so that fetching
 again downloads nothing that has not changed: an ACI within the max-age its
 server gave is used without asking; past it the server is asked with its
 ETag, and "not modified" keeps the stored image. A registry tag whose
-manifest digest is unchanged is not downloaded again.
+manifest digest is unchanged is not downloaded again, nor is an image whose
+conversion the store already holds (imported from a docker archive or an
+OCI layout, say): only its manifest and config are.
 
 An ACI must come with a detached signature (URL.aci.asc, or the one
 discovery names) made by a key in --trust-keyring FILE (public keys, armored
@@ -71,7 +73,7 @@ docker config ($DOCKER_CONFIG/config.json, ~/.docker/config.json).
 On a terminal a progress bar (bytes, rate) is shown on standard error,
 unless --quiet. --json prints one JSON document: {"fetched": [{"image",
 "key", "url", "outcome", "signer", "digest"}], "failed": [{"arg",
-"error"}]}; outcome is fresh, not-modified or downloaded.`,
+"error"}]}; outcome is fresh, not-modified, present or downloaded.`,
 		Example: `  imagestore fetch --trust-keyring coreos.pub https://example.com/images/etcd-v3.5.0.aci
   imagestore fetch --trust-keyring example.pub example.com/app:1.0.0
   imagestore fetch docker://busybox:1.36
