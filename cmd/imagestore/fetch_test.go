@@ -36,6 +36,7 @@ import (
 var fetchCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"aciserver": cmdACIServer,
 	"reqlog":    cmdReqLog,
+	"waitfile":  cmdWaitFile,
 	"mkkey":     cmdMkkey,
 	"sign":      cmdSign,
 	"backdate":  cmdBackdate,
@@ -71,7 +72,9 @@ func (l *scriptLog) add(line string) {
 // Cache-Control max-age; If-None-Match is honoured. A path ending in
 // ?ac-discovery=1 gets the discovery page of the file DIR/PATH.discovery,
 // with $SRV in it replaced by the server's URL. Files named *.html are
-// served as text/html. Every request is logged for reqlog.
+// served as text/html; of a file whose name holds "stall", half is sent,
+// then nothing until the client goes away. Every request is logged for
+// reqlog.
 func cmdACIServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) > 1 {
 		ts.Fatalf("usage: aciserver [MAX-AGE]")
@@ -126,8 +129,33 @@ func serveFile(w http.ResponseWriter, r *http.Request, root, maxAge, srvURL stri
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	if strings.Contains(p, "stall") {
+		// Half the body, then nothing until the client goes away.
+		n, _ := w.Write(data[:len(data)/2])
+		http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
+		return http.StatusOK, n
+	}
 	n, _ := w.Write(data)
 	return http.StatusOK, n
+}
+
+// cmdWaitFile waits, up to a minute, until the directory DIR holds a file:
+//
+//	waitfile DIR
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile DIR")
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if entries, err := os.ReadDir(ts.MkAbs(args[0])); err == nil && len(entries) > 0 {
+			return
+		}
+	}
+	ts.Fatalf("waitfile: nothing in %s after a minute", args[0])
 }
 
 // cmdReqLog prints how many requests the aciserver answered since the
