@@ -41,8 +41,9 @@ type aciSource struct {
 //   - within CacheMaxAge seconds of the row's DownloadTime, nothing is
 //     requested and the stored image's key is returned (Outcome Fresh);
 //   - past it, the request carries If-None-Match with the stored ETag;
-//     a 304 keeps the stored image and refreshes the row's DownloadTime
-//     and CacheMaxAge (NotModified);
+//     a 304 keeps the stored image and refreshes the row's DownloadTime,
+//     and its CacheMaxAge and ETag when the 304 carries them
+//     (NotModified);
 //   - a 200 is downloaded into a temp file in the store's tmp/, its
 //     signature (URL + ".asc", rkt's rule: x.aci -> x.aci.asc) verified
 //     unless SkipVerify, then stored with WriteACI, and the row rewritten
@@ -125,7 +126,11 @@ func (f *Fetcher) fetchACI(ctx context.Context, src aciSource) (*Result, error) 
 	defer d.discard()
 	if d.notModified {
 		rem.DownloadTime = time.Now()
-		rem.CacheMaxAge = d.maxAge
+		if d.hasCacheControl {
+			// A 304 updates what it carries and keeps the rest (RFC
+			// 9111, 4.3.4).
+			rem.CacheMaxAge = d.maxAge
+		}
 		if d.etag != "" {
 			rem.ETag = d.etag
 		}
@@ -167,11 +172,12 @@ func (f *Fetcher) fetchACI(ctx context.Context, src aciSource) (*Result, error) 
 // download is the answer to a GET of an ACI: a temp file in the store's
 // tmp/ holding the body, or notModified.
 type download struct {
-	file        *os.File
-	size        int64
-	etag        string
-	maxAge      int
-	notModified bool
+	file            *os.File
+	size            int64
+	etag            string
+	maxAge          int
+	hasCacheControl bool
+	notModified     bool
 }
 
 // discard removes the temp file; it is a no-op when there is none.
@@ -202,7 +208,7 @@ func (f *Fetcher) download(ctx context.Context, rawURL, etag string) (*download,
 		return nil, fmt.Errorf("get %s: %w", rawURL, err)
 	}
 	defer res.Body.Close()
-	d := &download{etag: res.Header.Get("ETag"), maxAge: maxAge(res.Header)}
+	d := &download{etag: res.Header.Get("ETag"), maxAge: maxAge(res.Header), hasCacheControl: len(res.Header.Values("Cache-Control")) > 0}
 	switch {
 	case res.StatusCode == http.StatusNotModified && etag != "":
 		d.notModified = true

@@ -429,3 +429,48 @@ func TestFetchURLUnverifiedIsVerifiedLater(t *testing.T) {
 		t.Fatalf("verifying fetch of a verified image = %+v, %v; want Fresh", res, err)
 	}
 }
+
+// TestFetchURL304KeepsWhatItDoesNotCarry: a 304 without Cache-Control or
+// ETag keeps the stored max-age and ETag; one with them updates them.
+func TestFetchURL304KeepsWhatItDoesNotCarry(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	srv := newACIServer(t)
+	aci := makeACI(t, "example.com/hello", "1.0.0", "one")
+	srv.set("/hello.aci", resource{body: aci, etag: `"e1"`, cacheControl: "max-age=600"})
+	f := New(s, Options{Insecure: true, SkipVerify: true})
+	ctx := testContext(t)
+	aciURL := srv.URL + "/hello.aci"
+	if _, err := f.FetchURL(ctx, aciURL); err != nil {
+		t.Fatal(err)
+	}
+	age := func(seconds int) {
+		r := remoteOf(t, s, aciURL)
+		r.DownloadTime = time.Now().Add(-time.Duration(seconds) * time.Second)
+		if err := s.WriteRemote(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age(3600)
+	srv.set("/hello.aci", resource{serve: func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotModified) // no ETag, no Cache-Control
+	}})
+	if res, err := f.FetchURL(ctx, aciURL); err != nil || res.Outcome != NotModified {
+		t.Fatalf("fetch answered by a bare 304 = %+v, %v", res, err)
+	}
+	if r := remoteOf(t, s, aciURL); r.CacheMaxAge != 600 || r.ETag != `"e1"` {
+		t.Fatalf("remote after a bare 304: %+v; want max-age 600 and ETag \"e1\" kept", r)
+	}
+	age(3600)
+	srv.set("/hello.aci", resource{serve: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"e2"`)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(http.StatusNotModified)
+	}})
+	if _, err := f.FetchURL(ctx, aciURL); err != nil {
+		t.Fatal(err)
+	}
+	if r := remoteOf(t, s, aciURL); r.CacheMaxAge != 60 || r.ETag != `"e2"` {
+		t.Fatalf("remote after a 304 with headers: %+v; want max-age 60 and ETag \"e2\"", r)
+	}
+}
