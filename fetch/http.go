@@ -48,6 +48,8 @@ type aciSource struct {
 //     signature (URL + ".asc", rkt's rule: x.aci -> x.aci.asc) verified
 //     unless SkipVerify, then stored with WriteACI, and the row rewritten
 //     with the response's ETag and Cache-Control max-age (Downloaded).
+//     The row's SigURL is the signature checked, or "" when none was: a
+//     fetch that verifies does not take such a row as current.
 //
 // Any failure (a status other than 200 or 304, a document instead of an
 // image, a body cut short, a bad signature, a full disk, ctx cancelled)

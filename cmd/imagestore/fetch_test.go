@@ -7,6 +7,8 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -22,6 +24,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -34,14 +37,15 @@ import (
 )
 
 var fetchCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"aciserver": cmdACIServer,
-	"reqlog":    cmdReqLog,
-	"waitfile":  cmdWaitFile,
-	"mkkey":     cmdMkkey,
-	"sign":      cmdSign,
-	"backdate":  cmdBackdate,
-	"registry":  cmdRegistry,
-	"pushimage": cmdPushImage,
+	"aciserver":    cmdACIServer,
+	"reqlog":       cmdReqLog,
+	"waitfile":     cmdWaitFile,
+	"mkkey":        cmdMkkey,
+	"sign":         cmdSign,
+	"backdate":     cmdBackdate,
+	"registry":     cmdRegistry,
+	"pushimage":    cmdPushImage,
+	"dockerconfig": cmdDockerConfig,
 }
 
 // scriptState holds what a script's servers and keys share, by $WORK.
@@ -49,7 +53,8 @@ var scriptState = struct {
 	sync.Mutex
 	logs map[string]*scriptLog
 	keys map[string]*openpgp.Entity
-}{logs: map[string]*scriptLog{}, keys: map[string]*openpgp.Entity{}}
+	auth map[string]authn.Authenticator // by registry host
+}{logs: map[string]*scriptLog{}, keys: map[string]*openpgp.Entity{}, auth: map[string]authn.Authenticator{}}
 
 type scriptLog struct {
 	mu      sync.Mutex
@@ -244,14 +249,49 @@ func cmdBackdate(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdRegistry starts go-containerregistry's registry on 127.0.0.1 and sets
-// $REG to its host:port.
+// $REG to its host:port; with USER and PASS it asks for them (basic auth),
+// and pushimage gives them:
+//
+//	registry [USER PASS]
 func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: registry")
+	if neg || (len(args) != 0 && len(args) != 2) {
+		ts.Fatalf("usage: registry [USER PASS]")
 	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if len(args) == 2 {
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != args[0] || p != args[1] {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewServer(h)
 	ts.Defer(srv.Close)
-	ts.Setenv("REG", strings.TrimPrefix(srv.URL, "http://"))
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if len(args) == 2 {
+		scriptState.Lock()
+		scriptState.auth[host] = &authn.Basic{Username: args[0], Password: args[1]}
+		scriptState.Unlock()
+	}
+	ts.Setenv("REG", host)
+}
+
+// cmdDockerConfig writes a docker config file giving USER and PASS for
+// HOST, as 'docker login' does:
+//
+//	dockerconfig FILE HOST USER PASS
+func cmdDockerConfig(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: dockerconfig FILE HOST USER PASS")
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte(args[2] + ":" + args[3]))
+	data, err := json.Marshal(map[string]any{"auths": map[string]any{args[1]: map[string]string{"auth": auth}}})
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o600))
 }
 
 // cmdPushImage pushes a random two-layer linux/amd64 image to REF and
@@ -273,7 +313,14 @@ func cmdPushImage(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ref, err := name.ParseReference(args[0])
 	ts.Check(err)
-	ts.Check(remote.Write(ref, img))
+	scriptState.Lock()
+	auth := scriptState.auth[ref.Context().RegistryStr()]
+	scriptState.Unlock()
+	opts := []remote.Option{}
+	if auth != nil {
+		opts = append(opts, remote.WithAuth(auth))
+	}
+	ts.Check(remote.Write(ref, img, opts...))
 	p, err := layout.Write(ts.MkAbs(args[1]), empty.Index)
 	ts.Check(err)
 	ts.Check(p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": args[0]})))
