@@ -99,39 +99,40 @@ func (f *Fetcher) FetchRegistry(ctx context.Context, scheme, refStr string) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
-	key, outcome, digest, err := f.pull(ctx, img, ref, ropts)
+	res, err := f.pull(ctx, img, ref, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", aciURL, err)
 	}
+	res.URL = aciURL
 	rem = store.NewRemote(aciURL, "")
-	rem.BlobKey = key
+	rem.BlobKey = res.Key
 	rem.ETag = etag
 	rem.DownloadTime = time.Now()
 	if err := f.store.WriteRemote(rem); err != nil {
-		return nil, fmt.Errorf("fetch %s: image stored as %s, but: %w", aciURL, key, err)
+		return nil, fmt.Errorf("fetch %s: image stored as %s, but: %w", aciURL, res.Key, err)
 	}
-	return &Result{Key: key, URL: aciURL, Outcome: outcome, Digest: digest}, nil
+	return res, nil
 }
 
 // pull brings img into the store through a temporary OCI layout in tmp/,
 // removed afterwards whatever happens. The config comes first: when the
 // store already holds the image's conversion (imported, or fetched by
 // another reference's row), no layer is downloaded.
-func (f *Fetcher) pull(ctx context.Context, img v1.Image, ref name.Reference, ropts []remote.Option) (key string, _ Outcome, digest string, _ error) {
+func (f *Fetcher) pull(ctx context.Context, img v1.Image, ref name.Reference, ropts []remote.Option) (*Result, error) {
 	tmp, err := f.store.TmpDir()
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(tmp, "fetch-layout-")
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	lay, err := f.newLayout(dir, img)
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
-	digest = lay.digest.String()
+	res := &Result{Digest: lay.digest.String()}
 	// The config is read as a blob, like the layers, so that a config
 	// not matching its digest is reported as such.
 	cfg, err := lay.writeConfig(ctx, func(d v1.Descriptor) (io.ReadCloser, error) {
@@ -142,23 +143,24 @@ func (f *Fetcher) pull(ctx context.Context, img v1.Image, ref name.Reference, ro
 		return l.Compressed()
 	})
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	if key := f.storedConversion(ref.Name(), cfg, lay.manifest.Config.Digest.String()); key != "" {
-		f.logf("%s: image %s is already in the store as %s: no layer downloaded", ref.Name(), digest, key)
-		return key, Present, digest, nil
+		f.logf("%s: image %s is already in the store as %s: no layer downloaded", ref.Name(), res.Digest, key)
+		res.Key, res.Outcome = key, Present
+		return res, nil
 	}
 	if err := lay.writeLayers(ctx, img); err != nil {
-		return "", "", "", err
+		return nil, err
 	}
 	if err := lay.finish(ref.Name()); err != nil {
-		return "", "", "", err
+		return nil, err
 	}
-	key, err = f.importLayout(dir)
-	if err != nil {
-		return "", "", "", err
+	if res.Key, err = f.importLayout(dir); err != nil {
+		return nil, err
 	}
-	return key, Downloaded, digest, nil
+	res.Outcome = Downloaded
+	return res, nil
 }
 
 // storedConversion returns the key of a stored image whose manifest is
