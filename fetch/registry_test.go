@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,4 +465,44 @@ func TestFetchRegistryImageAlreadyImported(t *testing.T) {
 	if err != nil || res.Outcome != Downloaded || res.Key == imported {
 		t.Fatalf("pull of the image under another tag = %+v, %v; want a new download", res, err)
 	}
+}
+
+// TestFetchRegistryRetriesTemporaryFailures: a registry that answers a
+// blob request once with 503 is asked again (go-containerregistry's
+// retries), and the pull succeeds.
+func TestFetchRegistryRetriesTemporaryFailures(t *testing.T) {
+	t.Parallel()
+	img := testImage(t, "amd64")
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	var failed atomic.Bool
+	reg := newRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+ld.String()) && !failed.Swap(true) {
+				http.Error(w, "try again", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	ref := reg.host + "/test/img:v1"
+	push(t, ref, img)
+	s := newStore(t)
+	res, err := New(s, Options{}).Fetch(testContext(t), "docker://"+ref)
+	if err != nil {
+		t.Fatalf("pull through one 503: %v", err)
+	}
+	if want := importLayoutKey(t, img, ref); res.Key != want {
+		t.Fatalf("key %s, want %s", res.Key, want)
+	}
+	var n503 int
+	for _, e := range reg.log.all() {
+		if e.Status == http.StatusServiceUnavailable {
+			n503++
+		}
+	}
+	if n503 != 1 {
+		t.Fatalf("the registry answered 503 %d times, want 1: %v", n503, reg.log.all())
+	}
+	assertTmpEmpty(t, s)
 }
