@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	store "github.com/imagestore/imagestore"
 	"golang.org/x/sys/unix"
 )
@@ -91,6 +92,39 @@ func TestFetchURLDiskFull(t *testing.T) {
 	res, err := f.FetchURL(testContext(t), srv.URL+"/big.aci")
 	if err != nil || res.Key != keyOfACI(t, aci) {
 		t.Fatalf("FetchURL with space again = %+v, %v", res, err)
+	}
+	assertTmpEmpty(t, s)
+}
+
+// TestFetchRegistryDiskFull: a pull that meets a full disk fails with
+// store.ErrDiskFull and leaves nothing; with space again it succeeds.
+func TestFetchRegistryDiskFull(t *testing.T) {
+	dir := mountTmpfs(t, "24m")
+	s, err := store.NewStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reg := newRegistry(t, nil)
+	img, err := random.Image(2<<20, 1) // random bytes: the layer stays 2 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.host + "/test/big:v1"
+	push(t, ref, img)
+	filler := fillLeaving(t, dir, 256<<10)
+
+	_, err = New(s, Options{}).Fetch(testContext(t), "docker://"+ref)
+	if !errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("pull on a full disk = %v; want store.ErrDiskFull", err)
+	}
+	assertNothingStored(t, s)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(s, Options{}).Fetch(testContext(t), "docker://"+ref); err != nil {
+		t.Fatalf("pull with space again: %v", err)
 	}
 	assertTmpEmpty(t, s)
 }
