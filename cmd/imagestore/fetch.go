@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -108,6 +109,13 @@ unless --quiet. --json prints one JSON document: {"fetched": [{"image",
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
+			for _, image := range args {
+				// A path would be taken for an appc name and looked up
+				// on the network; say what was meant instead.
+				if _, err := os.Stat(image); err == nil && !strings.Contains(image, "://") {
+					return usagef("fetch: %s is a local file or directory, not an image reference: store it with 'imagestore import %s'", image, image)
+				}
+			}
 			out := fetchJSON{Fetched: []fetchedJSON{}, Failed: []failedJSON{}}
 			err := a.withNewStore(func(s *store.Store) error {
 				f := fetch.New(s, opts)
