@@ -1,3 +1,5 @@
+// This file holds the sentinel errors of a failed fetch.
+
 package fetch
 
 import "errors"
