@@ -26,7 +26,9 @@ import (
 // Discovery requests go out on every fetch (the max-age of the ACI's row
 // spares only the ACI's own request), over HTTPS, or over plain HTTP with
 // Options.Insecure, through appc's own HTTP client: Options.Transport
-// does not apply to them.
+// does not apply to them, and neither does ctx, but for this: a fetch
+// cancelled during discovery returns at once, leaving discovery's
+// request to end on its own.
 func (f *Fetcher) FetchName(ctx context.Context, name string) (*Result, error) {
 	if strings.Contains(name, "://") {
 		return nil, fmt.Errorf("%w: %q is not an appc name", ErrUnsupportedSource, name)
@@ -46,10 +48,27 @@ func (f *Fetcher) FetchName(ctx context.Context, name string) (*Result, error) {
 	if f.opts.Insecure {
 		insecure = discovery.InsecureHTTP
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	// appc's discovery takes no context: wait for it in a goroutine, so
+	// that a cancelled fetch (Ctrl-C) returns at once; the goroutine
+	// ends when the server answers or the connection fails.
+	type found struct {
+		eps      discovery.ACIEndpoints
+		attempts []discovery.FailedAttempt
+		err      error
 	}
-	eps, attempts, err := discovery.DiscoverACIEndpoints(*app, nil, insecure, f.opts.DiscoveryPort)
+	done := make(chan found, 1)
+	go func() {
+		var r found
+		r.eps, r.attempts, r.err = discovery.DiscoverACIEndpoints(*app, nil, insecure, f.opts.DiscoveryPort)
+		done <- r
+	}()
+	var r found
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetch %s: discovery: %w", name, ctx.Err())
+	}
+	eps, attempts, err := r.eps, r.attempts, r.err
 	var tried []string
 	for _, a := range attempts {
 		f.logf("discovery of %s: nothing at %s: %v", name, a.Prefix, a.Error)

@@ -4,6 +4,7 @@
 package fetch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	store "github.com/imagestore/imagestore"
 )
@@ -133,4 +135,28 @@ func TestFetchNameFailures(t *testing.T) {
 			assertNothingStored(t, s)
 		})
 	}
+}
+
+// TestFetchNameCancelledDuringDiscovery: a discovery server that never
+// answers does not hold a cancelled fetch.
+func TestFetchNameCancelledDuringDiscovery(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	srv, port := discoveryServer(t)
+	release := make(chan struct{})
+	srv.set("/hello", resource{serve: func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}})
+	defer close(release)
+	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := New(s, Options{Insecure: true, SkipVerify: true, DiscoveryPort: port}).FetchName(ctx, "127.0.0.1/hello:1.0.0")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("FetchName with a silent discovery server = %v after %s; want context.DeadlineExceeded at once", err, time.Since(start))
+	}
+	assertNothingStored(t, s)
 }

@@ -44,9 +44,10 @@
 //   - Every trusted key is trusted for every image name; rkt's keystore
 //     kept keys per name prefix.
 //   - Discovery goes through appc/spec's discovery package, which uses its
-//     own HTTP client: Options.Transport and the context do not reach it,
-//     and it is asked on every fetch of a name (the ACI's own row still
-//     spares the ACI's request).
+//     own HTTP client: Options.Transport does not reach it, a cancelled
+//     context stops the wait but not its request, and it is asked on
+//     every fetch of a name (the ACI's own row still spares the ACI's
+//     request).
 //   - A registry image is squashed into one ACI: a layer shared with a
 //     stored image is downloaded again when the image changes.
 //   - An image is taken as already stored when a stored manifest equals
