@@ -106,8 +106,14 @@ unless --quiet. --json prints one JSON document: {"fetched": [{"image",
 			if !a.quiet && isTerminal(a.stderr) {
 				opts.Progress = bars.update
 			}
+			// The first Ctrl-C (or SIGTERM) cancels the fetch, which
+			// removes its temp files; a second one kills as usual.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			go func() {
+				<-ctx.Done()
+				stop()
+			}()
 
 			for _, image := range args {
 				// A path would be taken for an appc name and looked up
