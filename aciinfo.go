@@ -24,6 +24,12 @@ type ACIFetchInfo struct {
 	// Latest defines if the ACI was imported using the latest pattern
 	// (no version label was provided on ACI discovery).
 	Latest bool
+	// Name, when set, is the name the image must have: WriteACI refuses
+	// an image whose manifest names another with ErrInvalidImage, and
+	// stores nothing. A fetcher that found the image through discovery
+	// of a name sets it, as rkt's fetcher checked the name it asked for.
+	// (Not in rkt's struct; its zero value changes nothing.)
+	Name types.ACIdentifier
 }
 
 // ACIInfo is used to store information about an ACI.

@@ -45,6 +45,9 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	}
 	defer in.file.release()
 	key := in.key
+	if fetchInfo.Name != "" && in.manifest.Name != fetchInfo.Name {
+		return "", fmt.Errorf("write image: %w: it is named %q, not %q", ErrInvalidImage, in.manifest.Name, fetchInfo.Name)
+	}
 
 	imj, err := json.Marshal(in.manifest)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,6 +156,30 @@ func TestWriteACIRejectsBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteACIExpectedName: with ACIFetchInfo.Name set, an image named
+// otherwise is refused and leaves nothing; the right name is stored.
+func TestWriteACIExpectedName(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	img := xzBytes(t, makeACI(t, "example.com/other"))
+	key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{Name: "example.com/app"})
+	if !errors.Is(err, ErrInvalidImage) || !strings.Contains(err.Error(), `"example.com/other"`) {
+		t.Fatalf("WriteACI of a wrongly named image = %q, %v; want ErrInvalidImage naming it", key, err)
+	}
+	if ais, _ := s.GetAllACIInfos(nil, true); len(ais) != 0 {
+		t.Fatalf("rows after a refused write: %v", ais)
+	}
+	if got := tmpEntries(t, s); len(got) != 0 {
+		t.Fatalf("temp files left: %v", got)
+	}
+	if got := listTree(t, filepath.Join(s.dir, "blob")); len(got) != 1 {
+		t.Fatalf("blob/ after a refused write: %v", got)
+	}
+	if _, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{Name: "example.com/other"}); err != nil {
+		t.Fatalf("WriteACI with the right name: %v", err)
 	}
 }
 

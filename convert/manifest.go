@@ -239,3 +239,13 @@ func parsePort(s string) (appc.Port, error) {
 	// Count 1 is appc's default, which a manifest read back gets anyway.
 	return appc.Port{Name: appc.ACName(sn), Protocol: proto, Port: uint(n), Count: 1}, nil
 }
+
+// ManifestFor returns the appc manifest that converting an image with
+// config cfg, whose digest is configDigest, gives when the reference ref
+// names it: the manifest Image.Manifest returns for that image of an OCI
+// layout whose index names it ref. A fetcher uses it to find an image's
+// conversion in a store before downloading its layers: the manifest
+// holds the config digest, which pins the layers.
+func ManifestFor(ref string, cfg *v1.ConfigFile, configDigest string) (*schema.ImageManifest, error) {
+	return buildManifest([]string{ref}, cfg, configDigest)
+}

@@ -113,6 +113,7 @@ Exit status is 0 on success, 1 when the command failed, 2 on a usage error.`,
 
 	root.AddCommand(
 		a.importCommand(),
+		a.fetchCommand(),
 		a.listCommand(),
 		a.showCommand(),
 		a.catManifestCommand(),

@@ -67,15 +67,26 @@ func TestScript(t *testing.T) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: scriptCmds(map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"mkaci":      cmdMkaci,
 			"jsonshape":  cmdJSONShape,
 			"addremote":  cmdAddRemote,
 			"exits":      cmdExits,
 			"mounttmpfs": cmdMountTmpfs,
 			"fillfs":     cmdFillFS,
-		},
+		}, fetchCmds),
 	})
+}
+
+// scriptCmds merges maps of script commands.
+func scriptCmds(maps ...map[string]func(ts *testscript.TestScript, neg bool, args []string)) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	out := map[string]func(ts *testscript.TestScript, neg bool, args []string){}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // fixtureKey reads the key of testdata/hello.aci from fixtures.keys.
