@@ -231,6 +231,19 @@ func TestFailingDisk(t *testing.T) {
 		t.Skip("skipped with the pure-Go SQLite driver: the store and the FUSE server share this process; the cgo build runs it")
 	}
 	f, dir, disk := mountFaultFS(t)
+	// This process serves the mount and uses it: should it ever wait on
+	// itself (CI saw a Close after Cut never return, 2026-12-04, under
+	// -race on a loaded machine), the watchdog aborts the connection, so
+	// the test fails instead of hanging the whole run.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-finished:
+		case <-time.After(3 * time.Minute):
+			t.Errorf("TestFailingDisk hung for 3 minutes: aborting the FUSE connection (%v)", f.Abort())
+		}
+	}()
 	s, err := NewStore(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,7 @@ type FS struct {
 	backing, mnt, stash string
 	model               Model
 	server              *fuse.Server
+	conn                uint64 // the mount's device: its fusectl connection
 
 	mu      sync.Mutex
 	cut     bool
@@ -178,7 +179,30 @@ func Mount(backing, mnt string, model Model) (*FS, error) {
 		os.RemoveAll(f.stash)
 		return nil, fmt.Errorf("faultfs: mount: %w", err)
 	}
+	var mst syscall.Stat_t
+	if err := syscall.Stat(mnt, &mst); err != nil { // answered by the server, which runs now
+		f.server.Unmount()
+		os.RemoveAll(f.stash)
+		return nil, fmt.Errorf("faultfs: mount: %w", err)
+	}
+	f.conn = mst.Dev
 	return f, nil
+}
+
+// Abort aborts the FUSE connection through the kernel's fusectl
+// filesystem (mounted if it is not): every request in flight fails
+// (ECONNABORTED), and every later one (ENOTCONN). It is the way out when a process that
+// serves the mount waits on it itself and nothing answers; it touches
+// nothing in the mount. Unmount or PowerCut still has to follow.
+func (f *FS) Abort() error {
+	const ctl = "/sys/fs/fuse/connections"
+	abort := filepath.Join(ctl, strconv.FormatUint(f.conn, 10), "abort")
+	if _, err := os.Stat(abort); err != nil {
+		if merr := syscall.Mount("fusectl", ctl, "fusectl", 0, ""); merr != nil {
+			return fmt.Errorf("faultfs: abort: %v (mount fusectl: %v)", err, merr)
+		}
+	}
+	return os.WriteFile(abort, []byte("1"), 0o200)
 }
 
 // SetFault installs fn (nil: none) to decide the errors of operations.

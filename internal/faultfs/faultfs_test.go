@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // mount mounts a faultfs over a fresh backing directory; the mount is
@@ -201,4 +202,36 @@ func TestFaults(t *testing.T) {
 	// The model is harsher than Linux, which would keep a page rewritten
 	// after the failure: the size before the failed fsync comes back.
 	wantFile(t, filepath.Join(backing, "b"), []byte{})
+}
+
+// Abort frees a request that the server never answers: here a write whose
+// fault function blocks, as a process serving its own mount can.
+func TestAbort(t *testing.T) {
+	f, _, mnt := mount(t, ModelA)
+	block := make(chan struct{})
+	defer close(block)
+	f.SetFault(func(op Op, path string) syscall.Errno {
+		if op == OpCreate && path == "stuck" {
+			<-block
+		}
+		return 0
+	})
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(filepath.Join(mnt, "stuck"), []byte("x"), 0o644) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the blocked create returned: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := f.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ECONNABORTED) && !errors.Is(err, syscall.ENOTCONN) {
+			t.Errorf("create after Abort: %v, want ECONNABORTED or ENOTCONN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Abort did not free the blocked request")
+	}
 }
