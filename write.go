@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -39,41 +41,136 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	if err := s.live(); err != nil {
 		return "", err
 	}
+	p, err := s.prepare(r, fetchInfo)
+	if err != nil {
+		return "", err
+	}
+	defer p.release()
+	if err := s.publish([]*pending{p}); err != nil {
+		return "", err
+	}
+	return p.in.key, nil
+}
+
+// pending is an image ingested and its manifest written to a temp file,
+// both not yet fsynced, waiting for publish.
+type pending struct {
+	in *ingested
+	mf *tempFile
+	fi ACIFetchInfo
+}
+
+// prepare ingests r and writes its manifest to a temp file.
+func (s *Store) prepare(r io.ReadSeeker, fetchInfo ACIFetchInfo) (*pending, error) {
 	in, err := s.ingest(r)
 	if err != nil {
-		return "", wrap(err, "write image")
+		return nil, wrap(err, "write image")
 	}
-	defer in.file.release()
-	key := in.key
-
 	imj, err := json.Marshal(in.manifest)
 	if err != nil {
-		return "", wrap(err, "write image %s: encode manifest", key)
+		in.file.release()
+		return nil, wrap(err, "write image %s: encode manifest", in.key)
 	}
 	// The manifest is a copy of the one inside the blob, but Verify and
 	// every reader expect it whole: it is made durable like the blob.
 	mf, err := s.writeTemp(imj)
 	if err != nil {
-		return "", wrap(err, "write image %s", key)
+		in.file.release()
+		return nil, wrap(err, "write image %s", in.key)
 	}
-	defer mf.release()
+	return &pending{in: in, mf: mf, fi: fetchInfo}, nil
+}
 
-	// key lock, exclusive (lock 2, doc.go "Locks")
-	kl, err := lockKey(s.lockDir, key, true)
-	if err != nil {
-		return "", wrap(err, "write image")
+// release removes the temp files, unless they were published.
+func (p *pending) release() {
+	p.in.file.release()
+	p.mf.release()
+}
+
+// publish makes the images durable and visible, all or none: their keys
+// locked (in key order, so that two batches never wait for each other),
+// every blob and manifest renamed into place and fsynced, their
+// directories fsynced, then one transaction records them all, and the WAL
+// is flushed once. The keys must be distinct.
+func (s *Store) publish(ps []*pending) error {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b *pending) int { return strings.Compare(a.in.key, b.in.key) })
+	// key locks, exclusive (lock 2, doc.go "Locks")
+	for _, p := range ps {
+		kl, err := lockKey(s.lockDir, p.in.key, true)
+		if err != nil {
+			return wrap(err, "write image")
+		}
+		defer kl.unlock()
 	}
-	defer kl.unlock()
-	if err := s.beginIntent(key); err != nil {
-		return "", wrap(err, "write image")
+	for _, p := range ps {
+		if err := s.beginIntent(p.in.key); err != nil {
+			return wrap(err, "write image")
+		}
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			s.unpublishLocked(key)
+			for _, p := range ps {
+				s.unpublishLocked(p.in.key)
+			}
 		}
 	}()
 	s.failpoint.at("write-intent")
+	dirs := []string{s.tmpDir}
+	for _, p := range ps {
+		if err := s.publishFiles(p); err != nil {
+			return err
+		}
+		for _, d := range []string{filepath.Dir(s.manifestPath(p.in.key)), filepath.Dir(s.blobPath(p.in.key))} {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	// The names: the intents before the blobs', so that a blob never
+	// outlives a power cut without a row or an intent; the manifests' so
+	// that a row never finds its manifest missing. On ext4 and xfs the
+	// fsyncs of the files already committed them and these find nothing
+	// left to do.
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return wrap(err, "write image %s: sync", ps[0].in.key)
+		}
+	}
+	now := time.Now()
+	err := s.db.do(func(tx *sql.Tx) error {
+		for _, p := range ps {
+			name := p.in.manifest.Name.String()
+			_, err := tx.Exec(`INSERT INTO aciinfo (`+aciinfoColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0)
+			ON CONFLICT (blobkey) DO UPDATE SET name = excluded.name, importtime = excluded.importtime,
+				lastused = excluded.lastused, latest = excluded.latest, size = excluded.size`,
+				p.in.key, name, dbTime{&now}, dbTime{&now}, p.fi.Latest, p.in.size)
+			if err != nil {
+				return err
+			}
+			if err := writeLabels(tx, p.in.key, name, p.in.manifest.Labels); err != nil {
+				return err
+			}
+		}
+		s.failpoint.at("write-in-transaction")
+		return nil
+	})
+	if err != nil {
+		return wrap(err, "write image %s: record", ps[0].in.key)
+	}
+	committed = true
+	s.failpoint.at("write-committed")
+	for _, p := range ps {
+		s.endIntent(p.in.key)
+	}
+	return nil
+}
+
+// publishFiles renames one image's blob and manifest into place and
+// fsyncs them. Its key is locked and its intent recorded.
+func (s *Store) publishFiles(p *pending) error {
+	key := p.in.key
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
 	// and a crash leaves an orphan that the intent lets recovery remove.
@@ -84,64 +181,34 @@ func (s *Store) WriteACI(r io.ReadSeeker, fetchInfo ACIFetchInfo) (string, error
 	// The manifest goes the same way.
 	replacing, err := hasACIInfo(s.db.prepared, key)
 	if err != nil {
-		return "", wrap(err, "write image %s", key)
+		return wrap(err, "write image %s", key)
 	}
 	if replacing {
-		if err := in.file.Sync(); err != nil {
-			return "", wrap(err, "write image %s: sync", key)
+		if err := p.in.file.Sync(); err != nil {
+			return wrap(err, "write image %s: sync", key)
 		}
-		if err := fdatasync(mf.File); err != nil {
-			return "", wrap(err, "write image %s: sync manifest", key)
+		if err := fdatasync(p.mf.File); err != nil {
+			return wrap(err, "write image %s: sync manifest", key)
 		}
 	}
 	blob, manifest := s.blobPath(key), s.manifestPath(key)
-	if err := rename(in.file, blob); err != nil {
-		return "", wrap(err, "write image %s: publish blob", key)
+	if err := rename(p.in.file, blob); err != nil {
+		return wrap(err, "write image %s: publish blob", key)
 	}
 	s.failpoint.at("write-blob-renamed")
-	if err := rename(mf, manifest); err != nil {
-		return "", wrap(err, "write image %s: publish manifest", key)
+	if err := rename(p.mf, manifest); err != nil {
+		return wrap(err, "write image %s: publish manifest", key)
 	}
 	s.failpoint.at("write-manifest-renamed")
 	if !replacing {
-		if err := in.file.Sync(); err != nil {
-			return "", wrap(err, "write image %s: sync", key)
+		if err := p.in.file.Sync(); err != nil {
+			return wrap(err, "write image %s: sync", key)
 		}
-		if err := fdatasync(mf.File); err != nil {
-			return "", wrap(err, "write image %s: sync manifest", key)
-		}
-	}
-	// The names: the intent before the blob's, so that a blob never
-	// outlives a power cut without a row or an intent; the manifest's so
-	// that the row never finds it missing. On ext4 and xfs the fsyncs
-	// above already committed them and these find nothing left to do.
-	for _, d := range []string{s.tmpDir, filepath.Dir(manifest), filepath.Dir(blob)} {
-		if err := syncDir(d); err != nil {
-			return "", wrap(err, "write image %s: sync", key)
+		if err := fdatasync(p.mf.File); err != nil {
+			return wrap(err, "write image %s: sync manifest", key)
 		}
 	}
-	now := time.Now()
-	err = s.db.do(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO aciinfo (`+aciinfoColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0)
-			ON CONFLICT (blobkey) DO UPDATE SET name = excluded.name, importtime = excluded.importtime,
-				lastused = excluded.lastused, latest = excluded.latest, size = excluded.size`,
-			key, in.manifest.Name.String(), dbTime{&now}, dbTime{&now}, fetchInfo.Latest, in.size)
-		if err != nil {
-			return err
-		}
-		if err := writeLabels(tx, key, in.manifest.Name.String(), in.manifest.Labels); err != nil {
-			return err
-		}
-		s.failpoint.at("write-in-transaction")
-		return nil
-	})
-	if err != nil {
-		return "", wrap(err, "write image %s: record", key)
-	}
-	committed = true
-	s.failpoint.at("write-committed")
-	s.endIntent(key)
-	return key, nil
+	return nil
 }
 
 // unpublishLocked removes the files of key that a failed WriteACI may
