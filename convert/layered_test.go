@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -393,4 +394,59 @@ func hashHex(t testing.TB, r io.Reader) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// blobBytes is the size of every file below the store's blob/.
+func blobBytes(t testing.TB, s *store.Store) int64 {
+	t.Helper()
+	var n int64
+	for _, size := range storeFiles(t, s) {
+		n += size
+	}
+	for p, size := range storeFiles(t, s) {
+		if strings.Contains(p, "/imageManifest/") {
+			n -= size
+		}
+	}
+	return n
+}
+
+// TestLayeredBaseStoredOnce: three images on one 16 MiB base grow blob/
+// by the base once (within 15%) when imported layered, three times when
+// squashed.
+func TestLayeredBaseStoredOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MiB")
+	}
+	const baseSize = 16 << 20
+	big := make([]byte, baseSize)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	base := layerTar(t, dir("usr"), file("usr/base.bin", string(big)), file("etc-release", "base"))
+	var ims []namedImage
+	for i := range 3 {
+		top := layerTar(t, file(fmt.Sprintf("app%d", i), fmt.Sprint("app ", i)), whiteout("etc-release"))
+		ims = append(ims, namedImage{fmt.Sprintf("example.com/app%d:1", i), buildImage(t, plainLayers, base, top)})
+	}
+	p := writeOCIDir(t, t.TempDir(), ims...)
+	layered, squashed := newStore(t), newStore(t)
+	for _, im := range ims {
+		if _, err := importLayers(t, layered, p, im.ref); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := importFile(t, squashed, p, im.ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, sq := blobBytes(t, layered), blobBytes(t, squashed)
+	t.Logf("blob/ after three images on a %d-byte base: layered %d bytes (%.2f× the base), squashed %d bytes (%.2f×)",
+		baseSize, l, float64(l)/baseSize, sq, float64(sq)/baseSize)
+	if float64(l) > 1.15*baseSize {
+		t.Errorf("layered: %d bytes, more than the base once and 15%%", l)
+	}
+	if float64(sq) < 2.9*baseSize {
+		t.Errorf("squashed: %d bytes, less than three bases: the measure is wrong", sq)
+	}
+	if n := len(must(layered.GetAllACIInfos(nil, true))); n != 4 {
+		t.Errorf("layered: %d images, want the base and three tops", n)
+	}
 }
