@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -117,26 +118,42 @@ func (s *Store) publish(ps []*pending) error {
 		}
 	}()
 	s.failpoint.at("write-intent")
-	dirs := []string{s.tmpDir}
+	var (
+		syncs []func() error
+		dirs  []string
+	)
 	for _, p := range ps {
-		if err := s.publishFiles(p); err != nil {
+		after, err := s.publishFiles(p)
+		if err != nil {
 			return err
 		}
+		syncs = append(syncs, after...)
 		for _, d := range []string{filepath.Dir(s.manifestPath(p.in.key)), filepath.Dir(s.blobPath(p.in.key))} {
 			if !slices.Contains(dirs, d) {
 				dirs = append(dirs, d)
 			}
 		}
 	}
-	// The names: the intents before the blobs', so that a blob never
-	// outlives a power cut without a row or an intent; the manifests' so
-	// that a row never finds its manifest missing. On ext4 and xfs the
-	// fsyncs of the files already committed them and these find nothing
-	// left to do.
+	// The files' fsyncs run side by side: the filesystem commits them
+	// together (ext4 and xfs join concurrent fsyncs in one journal
+	// commit), where one after the other each waits for its own.
+	if err := syncAll(syncs); err != nil {
+		return wrap(err, "write image %s: sync", ps[0].in.key)
+	}
+	// The names: the intents (tmp/) before the blobs', so that a blob
+	// never outlives a power cut without a row or an intent; the
+	// manifests' so that a row never finds its manifest missing. On ext4
+	// and xfs the fsyncs of the files already committed them and these
+	// find nothing left to do.
+	if err := syncDir(s.tmpDir); err != nil {
+		return wrap(err, "write image %s: sync", ps[0].in.key)
+	}
+	var dirSyncs []func() error
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
-			return wrap(err, "write image %s: sync", ps[0].in.key)
-		}
+		dirSyncs = append(dirSyncs, func() error { return syncDir(d) })
+	}
+	if err := syncAll(dirSyncs); err != nil {
+		return wrap(err, "write image %s: sync", ps[0].in.key)
 	}
 	now := time.Now()
 	err := s.db.do(func(tx *sql.Tx) error {
@@ -167,9 +184,11 @@ func (s *Store) publish(ps []*pending) error {
 	return nil
 }
 
-// publishFiles renames one image's blob and manifest into place and
-// fsyncs them. Its key is locked and its intent recorded.
-func (s *Store) publishFiles(p *pending) error {
+// publishFiles renames one image's blob and manifest into place. It
+// returns the fsyncs that must follow before the directories' (those of a
+// new image: a replacing one is fsynced before its rename). Its key is
+// locked and its intent recorded.
+func (s *Store) publishFiles(p *pending) ([]func() error, error) {
 	key := p.in.key
 	// The row is what makes an image exist, so a new blob may be renamed
 	// into place before its fsync: until the row commits nobody reads it,
@@ -181,34 +200,63 @@ func (s *Store) publishFiles(p *pending) error {
 	// The manifest goes the same way.
 	replacing, err := hasACIInfo(s.db.prepared, key)
 	if err != nil {
-		return wrap(err, "write image %s", key)
+		return nil, wrap(err, "write image %s", key)
 	}
+	syncBlob := func() error { return wrap(p.in.file.Sync(), "blob %s", key) }
+	syncManifest := func() error { return wrap(fdatasync(p.mf.File), "manifest %s", key) }
 	if replacing {
-		if err := p.in.file.Sync(); err != nil {
-			return wrap(err, "write image %s: sync", key)
+		if err := syncBlob(); err != nil {
+			return nil, wrap(err, "write image %s: sync", key)
 		}
-		if err := fdatasync(p.mf.File); err != nil {
-			return wrap(err, "write image %s: sync manifest", key)
+		if err := syncManifest(); err != nil {
+			return nil, wrap(err, "write image %s: sync", key)
 		}
 	}
 	blob, manifest := s.blobPath(key), s.manifestPath(key)
 	if err := rename(p.in.file, blob); err != nil {
-		return wrap(err, "write image %s: publish blob", key)
+		return nil, wrap(err, "write image %s: publish blob", key)
 	}
 	s.failpoint.at("write-blob-renamed")
 	if err := rename(p.mf, manifest); err != nil {
-		return wrap(err, "write image %s: publish manifest", key)
+		return nil, wrap(err, "write image %s: publish manifest", key)
 	}
 	s.failpoint.at("write-manifest-renamed")
-	if !replacing {
-		if err := p.in.file.Sync(); err != nil {
-			return wrap(err, "write image %s: sync", key)
-		}
-		if err := fdatasync(p.mf.File); err != nil {
-			return wrap(err, "write image %s: sync manifest", key)
-		}
+	if replacing {
+		return nil, nil
 	}
-	return nil
+	return []func() error{syncBlob, syncManifest}, nil
+}
+
+// maxSyncs bounds the fsyncs publish runs at once.
+const maxSyncs = 16
+
+// syncAll runs the syncs, up to maxSyncs at a time, and returns their
+// errors once all have returned.
+func syncAll(syncs []func() error) error {
+	if len(syncs) == 1 {
+		return syncs[0]()
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, maxSyncs)
+	)
+	for _, fn := range syncs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // unpublishLocked removes the files of key that a failed WriteACI may
