@@ -111,3 +111,25 @@ func (g *Dependencies) Orphans(gone ...string) []string {
 	}
 	return out
 }
+
+// Needed lists the images that the images keep reports depend on,
+// directly or through others: what a removal of unused images must keep
+// so that the images it keeps still render.
+func (g *Dependencies) Needed(keep func(key string) bool) map[string]bool {
+	needed := map[string]bool{}
+	var visit func(k string)
+	visit = func(k string) {
+		for _, d := range g.deps[k] {
+			if !needed[d] {
+				needed[d] = true
+				visit(d)
+			}
+		}
+	}
+	for k := range g.names {
+		if keep(k) {
+			visit(k)
+		}
+	}
+	return needed
+}

@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -232,4 +234,25 @@ func TestImportLayersBadInput(t *testing.T) {
 	if len(files) != 0 {
 		t.Errorf("left behind: %v", files)
 	}
+}
+
+// TestGCKeepsLayerOfUsedImage: gc removes unused images, but not the
+// layers an image it keeps depends on, even when they were last used
+// before it (an image read without being rendered).
+func TestGCKeepsLayerOfUsedImage(t *testing.T) {
+	src := layerImages(t)
+	c := layerCLI{t, t.TempDir()}
+	one := c.ok("import", "--layers", "--image", "example.com/one:1", src)
+	two := c.ok("import", "--layers", "--image", "example.com/two:2", src)
+	time.Sleep(1500 * time.Millisecond)
+	c.ok("export", one[1], filepath.Join(t.TempDir(), "one.aci")) // uses the top only
+	c.ok("gc", "--grace-period", "1s")
+	keys := c.keys()
+	slices.Sort(keys)
+	want := []string{one[0], one[1]}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("after gc: %v; want image one and its base (image two's top, unused, gone: %s)", keys, two[1])
+	}
+	c.ok("extract", one[1], filepath.Join(t.TempDir(), "one"))
 }
