@@ -3,7 +3,9 @@ package main
 // Tests of import --layers and of rm on the layers images share.
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -255,4 +257,53 @@ func TestGCKeepsLayerOfUsedImage(t *testing.T) {
 		t.Errorf("after gc: %v; want image one and its base (image two's top, unused, gone: %s)", keys, two[1])
 	}
 	c.ok("extract", one[1], filepath.Join(t.TempDir(), "one"))
+}
+
+// TestImportLayersStdinCompressed: an OCI archive, gzipped, on standard
+// input gives the same layer keys as the layout directory.
+func TestImportLayersStdinCompressed(t *testing.T) {
+	src := layerImages(t)
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == src {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		h.Name, _ = filepath.Rel(src, p)
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = tw.Write(data)
+			return err
+		}
+		return nil
+	})
+	if err != nil || tw.Close() != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarBuf.Bytes())
+	zw.Close()
+
+	c := layerCLI{t, t.TempDir()}
+	want := c.ok("import", "--layers", "--image", "example.com/two:2", src)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--dir", c.dir, "--quiet", "import", "--layers", "--image", "example.com/two:2", "-"}, bytes.NewReader(gz.Bytes()), &stdout, &stderr)
+	if got := strings.Fields(stdout.String()); code != exitOK || !slices.Equal(got, want) {
+		t.Errorf("stdin: exit %d, %v, %s; want %v", code, got, stderr.String(), want)
+	}
 }
