@@ -151,6 +151,16 @@ func TestImportLayers(t *testing.T) {
 	if got, want := treeOf(t, layered), treeOf(t, flat); got != want || strings.Count(got, "\n") < 3 {
 		t.Errorf("layered tree:\n%s\nsquashed tree:\n%s", got, want)
 	}
+	// The tree store renders the same tree, and verify finds the store
+	// sound, rendered tree included.
+	rendered := c.ok("render", "-q", one[1])
+	if len(rendered) != 1 {
+		t.Fatalf("render -q printed %v", rendered)
+	}
+	if got, want := treeOf(t, rendered[0]), treeOf(t, flat); got != want {
+		t.Errorf("rendered tree:\n%s\nsquashed tree:\n%s", got, want)
+	}
+	c.ok("verify")
 	code, out, errOut := c.run("import", "--layers", "--json", "--image", "example.com/one:1", src)
 	var j importJSON
 	if code != exitOK || json.Unmarshal([]byte(out), &j) != nil || len(j.Imported) != 1 ||
