@@ -4,8 +4,6 @@ package convert
 // layered import must look at, as its layer ACIs are shared.
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -24,7 +22,8 @@ type Dependencies struct {
 	names  map[string]string
 }
 
-// LoadDependencies reads every image's manifest in s.
+// LoadDependencies reads every image's manifest in s. An image whose
+// manifest cannot be read counts as depending on nothing.
 func LoadDependencies(s *store.Store) (*Dependencies, error) {
 	infos, err := s.GetAllACIInfos(nil, false)
 	if err != nil {
@@ -36,11 +35,11 @@ func LoadDependencies(s *store.Store) (*Dependencies, error) {
 	}
 	for _, info := range infos {
 		m, err := s.GetImageManifest(info.BlobKey)
-		if errors.Is(err, store.ErrKeyNotFound) {
-			continue // removed meanwhile
-		}
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", info.BlobKey, err)
+			// Removed meanwhile, or a manifest that cannot be read: an
+			// image that does not render anyway, and rm and gc must
+			// still work on a damaged store (verify reports it).
+			continue
 		}
 		if _, ok := m.Annotations.Get(annotationChainID); ok && strings.HasPrefix(info.Name, layerNamePrefix) {
 			g.layers[info.BlobKey] = true

@@ -317,3 +317,33 @@ func TestImportLayersStdinCompressed(t *testing.T) {
 		t.Errorf("stdin: exit %d, %v, %s; want %v", code, got, stderr.String(), want)
 	}
 }
+
+// TestRmWithDamagedLayerManifest: rm and gc read every manifest for the
+// dependencies; one that cannot be read does not stop them.
+func TestRmWithDamagedLayerManifest(t *testing.T) {
+	src := layerImages(t)
+	c := layerCLI{t, t.TempDir()}
+	one := c.ok("import", "--layers", "--image", "example.com/one:1", src)
+	two := c.ok("import", "--image", "example.com/two:2", src)
+	// The top's files gone, its row left: its manifest cannot be read,
+	// from the manifest file or from the blob.
+	var victims []string
+	filepath.WalkDir(c.dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.Name() == one[1] && !strings.Contains(p, "imagelocks") {
+			victims = append(victims, p)
+		}
+		return err
+	})
+	if len(victims) != 2 {
+		t.Fatalf("files of the top image: %v", victims)
+	}
+	for _, v := range victims {
+		if err := os.Remove(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.ok("rm", two[0]); len(got) != 1 || got[0] != two[0] {
+		t.Errorf("rm beside a damaged manifest printed %v", got)
+	}
+	c.ok("gc", "--grace-period", "1h")
+}
