@@ -117,7 +117,7 @@
 // imagestore/layer-diffid and imagestore/layer-chainid, and depends on the
 // ACI below by name and by its whole SHA-512 (imageID), so that a later
 // import cannot change what it renders to. The top layer's ACI carries the
-// image's manifest as above, plus the same dependency and annotations.
+// image's manifest as above, plus the same kind of dependency.
 // Deletions are pathWhitelists; hard links are kept within one ACI. See
 // layered.go for how rendering the top ACI (package render) gives exactly
 // the squashed image's tree, and the README for how this differs from

@@ -46,7 +46,7 @@ import (
 	store "github.com/imagestore/imagestore"
 )
 
-// Annotations of every layer ACI.
+// Annotations of every layer ACI below the top (the top's are the image's).
 const (
 	// annotationDiffID is the digest of the layer's uncompressed tar.
 	annotationDiffID = "imagestore/layer-diffid"
@@ -196,9 +196,8 @@ func (lp *LayeredPlan) manifest(i int, below *schema.ImageManifest, belowID stri
 	var m *schema.ImageManifest
 	if i == len(lp.layers)-1 {
 		// The top carries the image: its name, labels, app and
-		// annotations, as the squashed import maps them.
+		// annotations, exactly as the squashed import maps them.
 		cp := *lp.image.manifest
-		cp.Annotations = slices.Clone(cp.Annotations)
 		m = &cp
 	} else {
 		m = schema.BlankImageManifest()
@@ -207,9 +206,9 @@ func (lp *LayeredPlan) manifest(i int, below *schema.ImageManifest, belowID stri
 			return nil, invalidf("layer %d: name: %v", i+1, err)
 		}
 		m.Name = *id
+		m.Annotations.Set(annotationDiffID, l.diffID)
+		m.Annotations.Set(annotationChainID, l.chainID)
 	}
-	m.Annotations.Set(annotationDiffID, l.diffID)
-	m.Annotations.Set(annotationChainID, l.chainID)
 	if below != nil {
 		h, err := appc.NewHash(belowID)
 		if err != nil {

@@ -6,6 +6,7 @@ package convert
 
 import (
 	"archive/tar"
+	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
@@ -214,14 +215,14 @@ func TestLayeredManifests(t *testing.T) {
 		if i > 0 {
 			chain = sha256Of([]byte(chain + " " + diffIDs[i].String()))
 		}
+		if i == len(keys)-1 {
+			break
+		}
 		if got, _ := m.Annotations.Get(annotationChainID); got != chain {
 			t.Errorf("layer %d: chainid %s, want %s", i+1, got, chain)
 		}
 		if got, _ := m.Annotations.Get(annotationDiffID); got != diffIDs[i].String() {
 			t.Errorf("layer %d: diffid %s, want %s", i+1, got, diffIDs[i])
-		}
-		if i == len(keys)-1 {
-			break
 		}
 		if want := "layer/" + strings.Replace(chain, ":", "-", 1); m.Name.String() != want {
 			t.Errorf("layer %d: name %s, want %s", i+1, m.Name, want)
@@ -230,9 +231,15 @@ func TestLayeredManifests(t *testing.T) {
 			t.Errorf("layer %d: labels %v, app %v: a lower layer has neither", i+1, m.Labels, m.App)
 		}
 	}
+	// The top is the squashed import's manifest, plus the dependency and
+	// the whitelist.
 	top := ms[len(ms)-1]
-	if top.Name.String() != "registry-1.docker.io/library/busybox" || top.App == nil {
-		t.Errorf("top: name %s, app %v", top.Name, top.App)
+	src := must(Open(writeDocker25(t, t.TempDir(), namedImage{"busybox:1.36", img})))
+	defer src.Close()
+	squashed := *must(src.Image("")).Manifest()
+	squashed.Dependencies, squashed.PathWhitelist = top.Dependencies, top.PathWhitelist
+	if got, want := mustJSON(top), mustJSON(&squashed); !bytes.Equal(got, want) {
+		t.Errorf("top manifest:\n%s\nwant the squashed import's:\n%s", got, want)
 	}
 	if v, _ := top.GetLabel("version"); v != "1.36" {
 		t.Errorf("top: version %q", v)
