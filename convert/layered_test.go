@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mathrand "math/rand"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/appc/spec/schema"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	store "github.com/imagestore/imagestore"
 	"github.com/imagestore/imagestore/render"
 )
@@ -455,5 +457,20 @@ func TestLayeredBaseStoredOnce(t *testing.T) {
 	}
 	if n := len(must(layered.GetAllACIInfos(nil, true))); n != 4 {
 		t.Errorf("layered: %d images, want the base and three tops", n)
+	}
+}
+
+// TestLayeredRandomImage does the same for go-containerregistry's random
+// images, from every format.
+func TestLayeredRandomImage(t *testing.T) {
+	img, err := random.Image(4096, 4, random.WithSource(mathrand.NewSource(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			checkLayered(t, s, f.write(t, t.TempDir(), namedImage{"random/image:v1", img}), 4)
+		})
 	}
 }
