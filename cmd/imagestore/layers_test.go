@@ -199,6 +199,12 @@ func TestRmSharedLayer(t *testing.T) {
 		t.Errorf("left: %v", keys)
 	}
 
+	// The image, then its base: the base went with the image.
+	one = c.ok("import", "--layers", "--image", "example.com/one:1", src)
+	if got := c.ok("rm", one[1], one[0]); len(got) != 2 || got[0] != one[1] || got[1] != one[0] {
+		t.Errorf("rm of an image and its base printed %v", got)
+	}
+
 	one = c.ok("import", "--layers", "--image", "example.com/one:1", src)
 	if got := c.ok("rm", "--force", one[0]); len(got) != 1 || got[0] != one[0] {
 		t.Errorf("rm --force printed %v", got)

@@ -59,6 +59,7 @@ document: {"removed": [{"arg", "key", "trees", "warning"}], "failed":
 		ValidArgsFunction: a.completeImages(-1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := rmJSON{Removed: []removedJSON{}, Failed: []failedJSON{}}
+			var pruned []string // layers removed with an image, for the arguments after it
 			err := a.withTreeStore(false, func(s *store.Store, ts *treestore.Store) error {
 				return a.each("rm", args, func(ref string) (err error) {
 					defer func() {
@@ -67,6 +68,13 @@ document: {"removed": [{"arg", "key", "trees", "warning"}], "failed":
 						}
 					}()
 					keys, err := resolveForRemoval(s, ref)
+					if errors.Is(err, store.ErrKeyNotFound) && isKeyRef(ref) {
+						// A layer an earlier argument's image took with it.
+						if i := slices.IndexFunc(pruned, func(k string) bool { return strings.HasPrefix(k, ref) }); i >= 0 {
+							a.note("imagestore: %s: already removed, as a layer nothing else used", pruned[i])
+							return nil
+						}
+					}
 					if err != nil {
 						return fmt.Errorf("rm %s: %w", ref, err)
 					}
@@ -111,6 +119,7 @@ document: {"removed": [{"arg", "key", "trees", "warning"}], "failed":
 						if err := remove(key, true); err != nil {
 							return err
 						}
+						pruned = append(pruned, key)
 					}
 					return nil
 				})
