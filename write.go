@@ -118,6 +118,10 @@ func (s *Store) publish(ps []*pending) error {
 		}
 	}()
 	s.failpoint.at("write-intent")
+	what := "write image " + ps[0].in.key // for messages about all of them
+	if len(ps) > 1 {
+		what = fmt.Sprintf("write %d images", len(ps))
+	}
 	var (
 		syncs []func() error
 		dirs  []string
@@ -138,7 +142,7 @@ func (s *Store) publish(ps []*pending) error {
 	// together (ext4 and xfs join concurrent fsyncs in one journal
 	// commit), where one after the other each waits for its own.
 	if err := syncAll(syncs); err != nil {
-		return wrap(err, "write image %s: sync", ps[0].in.key)
+		return wrap(err, "%s: sync", what)
 	}
 	// The names: the intents (tmp/) before the blobs', so that a blob
 	// never outlives a power cut without a row or an intent; the
@@ -146,14 +150,14 @@ func (s *Store) publish(ps []*pending) error {
 	// and xfs the fsyncs of the files already committed them and these
 	// find nothing left to do.
 	if err := syncDir(s.tmpDir); err != nil {
-		return wrap(err, "write image %s: sync", ps[0].in.key)
+		return wrap(err, "%s: sync", what)
 	}
 	var dirSyncs []func() error
 	for _, d := range dirs {
 		dirSyncs = append(dirSyncs, func() error { return syncDir(d) })
 	}
 	if err := syncAll(dirSyncs); err != nil {
-		return wrap(err, "write image %s: sync", ps[0].in.key)
+		return wrap(err, "%s: sync", what)
 	}
 	now := time.Now()
 	err := s.db.do(func(tx *sql.Tx) error {
@@ -174,7 +178,7 @@ func (s *Store) publish(ps []*pending) error {
 		return nil
 	})
 	if err != nil {
-		return wrap(err, "write image %s: record", ps[0].in.key)
+		return wrap(err, "%s: record", what)
 	}
 	committed = true
 	s.failpoint.at("write-committed")
