@@ -46,6 +46,31 @@ func childCrash(dir string) error {
 		if err != nil {
 			return err
 		}
+		if i%4 == 2 {
+			// Three images as one Batch: after a kill, all or none.
+			b := s.NewBatch()
+			var keys []string
+			for j := 0; j < 3; j++ {
+				if j > 0 {
+					if img, err = crashImage(seed, 100*i+j); err != nil {
+						return err
+					}
+				}
+				key, err := b.Add(bytes.NewReader(img), ACIFetchInfo{})
+				if err != nil {
+					return err
+				}
+				keys = append(keys, key)
+			}
+			fmt.Printf("batching %s\n", strings.Join(keys, ","))
+			if err := b.Commit(); err != nil {
+				return err
+			}
+			for _, key := range keys {
+				fmt.Printf("committed %s\n", key)
+			}
+			continue
+		}
 		key, err := s.WriteACI(bytes.NewReader(img), ACIFetchInfo{})
 		if err != nil {
 			return err
@@ -104,6 +129,7 @@ func crashImage(seed int64, i int) ([]byte, error) {
 type crashModel struct {
 	committed map[string]bool // reported committed, not removed since
 	doubtful  map[string]bool // a removal was under way at the kill
+	batch     []string        // a Batch whose commit was under way at the kill
 }
 
 func (m *crashModel) read(out io.Reader) {
@@ -111,9 +137,12 @@ func (m *crashModel) read(out io.Reader) {
 	for sc.Scan() {
 		verb, key, _ := strings.Cut(sc.Text(), " ")
 		switch verb {
+		case "batching":
+			m.batch = strings.Split(key, ",")
 		case "committed":
 			m.committed[key] = true
 			delete(m.doubtful, key)
+			m.batch = nil
 		case "removing":
 			m.doubtful[key] = true
 		case "removed":
@@ -158,6 +187,18 @@ func checkAfterCrash(t *testing.T, dir string, m *crashModel, trial string) {
 		t.Fatalf("%s: reopen: %v", trial, err)
 	}
 	defer s.Close()
+	if len(m.batch) > 0 {
+		found := 0
+		for _, key := range m.batch {
+			if s.HasFullKey(key) {
+				found++
+			}
+		}
+		if found != 0 && found != len(m.batch) {
+			t.Fatalf("%s: %d of the %d images of a batch killed in its commit are stored", trial, found, len(m.batch))
+		}
+		m.batch = nil
+	}
 	for key := range m.doubtful {
 		if !s.HasFullKey(key) {
 			delete(m.committed, key)

@@ -73,7 +73,9 @@
 //     files change (WriteACI, RemoveACI, GC, recovery) and shared while
 //     they are read (ReadStream, a manifest rewritten from its blob). It
 //     is held only for the publishing or opening, never while a caller
-//     reads a stream (lock_unix.go: lockKey).
+//     reads a stream (lock_unix.go: lockKey). A Batch's commit holds the
+//     locks of all its keys at once, taken in key order, so that two
+//     batches never wait for each other; nobody else holds two.
 //  3. The writers' queue: writeMu in the process, then an exclusive flock
 //     on db/write.lock between processes, held for one write transaction
 //     (and while a new Store's first connection is opened). Writers wait

@@ -64,3 +64,44 @@ func Example() {
 	// name: example.com/hello
 	// bytes: 10240
 }
+
+// A Batch stores several images with one commit: all of them, or none.
+func ExampleBatch() {
+	dir, err := os.MkdirTemp("", "imagestore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := store.NewStore(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	b := s.NewBatch()
+	defer b.Discard() // a no-op once committed
+	for _, name := range []string{"testdata/hello.aci", "testdata/hello.aci.xz"} {
+		f, err := os.Open(name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		key, err := b.Add(f, store.ACIFetchInfo{})
+		f.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("added:", key[:19])
+	}
+	infos, _ := s.GetAllACIInfos(nil, false)
+	fmt.Println("stored before Commit:", len(infos))
+	if err := b.Commit(); err != nil {
+		log.Fatal(err)
+	}
+	infos, _ = s.GetAllACIInfos(nil, false)
+	fmt.Println("stored after Commit:", len(infos))
+	// Output:
+	// added: sha512-1c9abf1ff224
+	// added: sha512-1c9abf1ff224
+	// stored before Commit: 0
+	// stored after Commit: 1
+}

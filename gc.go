@@ -20,6 +20,11 @@ type GCOptions struct {
 	// UnusedSince removes the images last used (read or written) before
 	// it, as rkt's "image gc --grace-period" did. Zero removes none.
 	UnusedSince time.Time
+	// Keep, when set, is asked about each unused image before it is
+	// removed: an image it reports (one that an image kept depends on, a
+	// layer shared by a layered import) stays. The store does not read
+	// dependencies itself; the caller decides.
+	Keep func(key string) bool
 	// Orphans also sweeps the whole store for what crashes and failed
 	// removals leave: blobs and manifests without a row, stale lock files
 	// of keys that no longer exist, and half-created temp files.
@@ -102,6 +107,7 @@ func (s *Store) gcUnused(r *GCReport, opts GCOptions) error {
 		case err != nil:
 			errs = append(errs, err)
 		case !found || !ai.LastUsed.Before(opts.UnusedSince):
+		case opts.Keep != nil && opts.Keep(key):
 		case opts.DryRun:
 			r.RemovedImages = append(r.RemovedImages, key)
 		default:

@@ -67,6 +67,27 @@ func childPowerCut(dir string) error {
 				return err
 			}
 			say("ack remove %s", some)
+		case op < 50 && rnd.Intn(4) == 0:
+			// Three new images as one Batch: after a cut, all or none.
+			b := s.NewBatch()
+			var keys []string
+			for j := 0; j < 3; j++ {
+				img, err := powerCutImage(seed, 1000*(i+1)+j, false)
+				if err != nil {
+					return err
+				}
+				if _, err := b.Add(bytes.NewReader(img), ACIFetchInfo{}); err != nil {
+					return err
+				}
+				keys = append(keys, keyOf(img))
+			}
+			say("start batch %s", strings.Join(keys, ","))
+			if err := b.Commit(); err != nil {
+				return err
+			}
+			for _, key := range keys {
+				say("ack write %s", key)
+			}
 		case op < 50 || some == "":
 			img, err := powerCutImage(seed, i, rnd.Intn(8) == 0)
 			if err != nil {
@@ -152,6 +173,7 @@ func powerCutImage(seed int64, i int, big bool) ([]byte, error) {
 // cutModel is what the parent knows from the children's logs: what must
 // be in the store after a cut, and what may or may not be.
 type cutModel struct {
+	batch   []string                  // a Batch whose commit was under way at the cut
 	alive   map[string]bool           // acknowledged written, not removed since
 	removed map[string]bool           // acknowledged removed, not written since
 	maybe   map[string]bool           // written or removed at the cut: either
@@ -187,7 +209,17 @@ func (m *cutModel) read(r io.Reader) {
 		if ack {
 			m.acks++
 		}
+		if f[1] != "batch" {
+			m.batch = nil // the batch's commit returned: its images are acknowledged
+		}
 		switch arg := f[2:]; f[1] {
+		case "batch":
+			if len(arg) == 1 && !ack {
+				m.batch = strings.Split(arg[0], ",")
+				for _, k := range m.batch {
+					m.maybe[k] = true
+				}
+			}
 		case "write":
 			if len(arg) == 0 {
 				continue
@@ -271,6 +303,16 @@ func (m *cutModel) check(dir string) (findings []string, problems []Problem) {
 		}
 		bad("tmp/ holds %v (%v)", names, err)
 	}
+	found := 0
+	for _, key := range m.batch {
+		if s.HasFullKey(key) {
+			found++
+		}
+	}
+	if found != 0 && found != len(m.batch) {
+		bad("%d of the %d images of a batch cut in its commit are stored", found, len(m.batch))
+	}
+	m.batch = nil
 	for key := range m.maybe {
 		if s.HasFullKey(key) {
 			m.alive[key] = true

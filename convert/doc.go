@@ -106,4 +106,20 @@
 //     original name as typed, the manifest hash and v1 layer IDs differ
 //     between formats and are left out, and so are docker2aci's
 //     /dev/stdin-style symlinks: the rootfs is the image's own.
+//
+// # One ACI per layer
+//
+// Image.ImportLayers (PlanLayers, then LayeredPlan.Import) writes one ACI
+// per layer instead, all in one store.Batch, so that images built on the
+// same layers store them once. A layer ACI depends only on its layer and
+// those below: it is named "layer/" and the OCI ChainID of its stack
+// ("layer/sha256-HEX", no labels), carries annotations
+// imagestore/layer-diffid and imagestore/layer-chainid, and depends on the
+// ACI below by name and by its whole SHA-512 (imageID), so that a later
+// import cannot change what it renders to. The top layer's ACI carries the
+// image's manifest as above, plus the same kind of dependency.
+// Deletions are pathWhitelists; hard links are kept within one ACI. See
+// layered.go for how rendering the top ACI (package render) gives exactly
+// the squashed image's tree, and the README for how this differs from
+// docker2aci's -nosquash.
 package convert

@@ -38,6 +38,7 @@ const (
 // device or fifo, named by one or more paths (hard links).
 type inode struct {
 	layer, ord int
+	damagedAt  int         // the last layer that removed or replaced one of its paths; -1: none
 	paths      []string    // surviving paths, in tree order; the first carries the content
 	nodes      []*node     // the node of each path
 	hdr        *tar.Header // the written header, kept for the links written after it
@@ -93,6 +94,9 @@ type plan struct {
 	dirs    []*dirOut   // every directory, to reset before a write pass
 	actions [][]*action // per layer, by entry ordinal
 	counts  []int       // entries per layer, to check the second pass reads the same
+	// sparse: the write pass reads only the layers with actions (a
+	// layered ACI); else every layer, as the squashed ACI does.
+	sparse bool
 }
 
 // layerPath makes a layer entry's name relative to the root, refusing one
@@ -119,10 +123,35 @@ type layerEntry struct {
 type flattener struct {
 	root *node
 	plan *plan
+	// deletedAt is the first layer that removed a path of a lower layer
+	// (a whiteout, an opaque directory, a directory replaced by a
+	// non-directory); -1: none. A layered ACI needs a pathWhitelist from
+	// there on (layered.go).
+	deletedAt int
 }
 
 func newFlattener() *flattener {
-	return &flattener{root: &node{dir: true, children: map[string]*node{}, layer: -1}, plan: &plan{}}
+	return &flattener{root: &node{dir: true, children: map[string]*node{}, layer: -1}, plan: &plan{}, deletedAt: -1}
+}
+
+// removed records that layer removed n and everything below it: the
+// inodes lose a path, and rendering needs a whitelist from this layer on.
+func (f *flattener) removed(layer int, n *node) {
+	if f.deletedAt < 0 {
+		f.deletedAt = layer
+	}
+	f.damage(layer, n)
+}
+
+// damage marks the inodes of n and below as changed by layer.
+func (f *flattener) damage(layer int, n *node) {
+	if !n.dir {
+		n.inode.damagedAt = layer
+		return
+	}
+	for _, c := range n.children {
+		f.damage(layer, c)
+	}
 }
 
 // lookup finds the node at p (cleaned), or nil.
@@ -268,18 +297,24 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 			}
 			e.inode = target
 		default:
-			e.inode = &inode{layer: layer, ord: e.ord}
+			e.inode = &inode{layer: layer, ord: e.ord, damagedAt: -1}
 		}
 		local[e.path] = e
 	}
 
 	for _, w := range whiteouts {
 		if n := f.lookup(path.Dir(w)); n != nil && n.dir {
-			delete(n.children, path.Base(w))
+			if old := n.children[path.Base(w)]; old != nil {
+				f.removed(layer, old)
+				delete(n.children, path.Base(w))
+			}
 		}
 	}
 	for _, o := range opaques {
 		if n := f.lookup(o); n != nil && n.dir {
+			for _, c := range n.children {
+				f.removed(layer, c)
+			}
 			clear(n.children)
 		}
 	}
@@ -302,8 +337,17 @@ func (f *flattener) addLayer(layer int, tr *tar.Reader) error {
 				old.layer, old.ord, old.hdr = layer, e.ord, e.hdr
 				continue
 			}
+			if old != nil {
+				f.damage(layer, old)
+			}
 			parent.children[base] = &node{dir: true, children: map[string]*node{}, layer: layer, ord: e.ord, hdr: e.hdr}
 			continue
+		}
+		switch {
+		case old != nil && old.dir:
+			f.removed(layer, old) // what lay below it goes with it
+		case old != nil:
+			f.damage(layer, old)
 		}
 		parent.children[base] = &node{layer: layer, ord: e.ord, inode: e.inode}
 	}

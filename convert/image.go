@@ -210,26 +210,31 @@ type Plan struct {
 func (c *Image) Plan() (*Plan, error) {
 	f := newFlattener()
 	for i, l := range c.layers {
-		if err := c.scanLayer(f, i, l); err != nil {
+		if _, err := c.scanLayer(f, i, l); err != nil {
 			return nil, err
 		}
 	}
 	return &Plan{image: c, plan: f.finish(len(c.layers))}, nil
 }
 
-func (c *Image) scanLayer(f *flattener, i int, l layerRef) error {
+// scanLayer replays layer i's headers on f and checks its digests; it
+// returns the layer's diff_id.
+func (c *Image) scanLayer(f *flattener, i int, l layerRef) (string, error) {
 	ls, err := c.open(i, l, "scan")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer ls.Close()
 	err = f.addLayer(i, tar.NewReader(ls))
 	// A layer that is not what its digest says is reported as such, even
 	// when its damage first showed as a broken tar or a strange path.
 	if ferr := ls.finish(); errors.Is(ferr, ErrDigestMismatch) || err == nil {
-		return ferr
+		if ferr != nil {
+			return "", ferr
+		}
+		return ls.diffID(), nil
 	}
-	return err
+	return "", err
 }
 
 // WriteTo writes the ACI (an uncompressed tar) to w, reading every layer a

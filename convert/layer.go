@@ -92,7 +92,7 @@ type layerStream struct {
 	raw       io.Reader
 	closers   []func() error
 	blobHash  hash.Hash
-	diffHash  hash.Hash
+	diffHash  hash.Hash // always set: the layered import names layers by it
 	ref       layerRef
 }
 
@@ -161,12 +161,17 @@ func openLayer(fsys files, l layerRef, step func(done, total int64)) (_ *layerSt
 		s.closers = append(s.closers, func() error { zr.Close(); return nil })
 		s.Reader = zr
 	}
-	if l.diffID.Hex != "" {
-		if s.diffHash, err = newHasher(l.diffID); err != nil {
-			return nil, 0, err
-		}
-		s.Reader = io.TeeReader(s.Reader, s.diffHash)
+	// The uncompressed layer is hashed even when the input records no
+	// diff_id (a pre-1.10 archive): a layered import names each layer
+	// ACI after the diff_ids of its chain, whatever the format.
+	want := l.diffID
+	if want.Hex == "" {
+		want = v1.Hash{Algorithm: "sha256"}
 	}
+	if s.diffHash, err = newHasher(want); err != nil {
+		return nil, 0, err
+	}
+	s.Reader = io.TeeReader(s.Reader, s.diffHash)
 	return s, size, nil
 }
 
@@ -184,12 +189,21 @@ func (s *layerStream) finish() error {
 			return err
 		}
 	}
-	if s.diffHash != nil {
+	if s.ref.diffID.Hex != "" {
 		if err := checkDigest("uncompressed layer "+s.ref.path, s.ref.diffID, s.diffHash); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// diffID is the digest of the uncompressed layer, once finish has
+// checked it: the one the input records, else the sha256 computed.
+func (s *layerStream) diffID() string {
+	if s.ref.diffID.Hex != "" {
+		return s.ref.diffID.String()
+	}
+	return fmt.Sprintf("sha256:%x", s.diffHash.Sum(nil))
 }
 
 func (s *layerStream) Close() error {

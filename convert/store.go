@@ -24,19 +24,31 @@ func (c *Image) Import(s *store.Store, fi store.ACIFetchInfo) (string, error) {
 
 // Import writes the planned ACI into s; see Image.Import.
 func (p *Plan) Import(s *store.Store, fi store.ACIFetchInfo) (string, error) {
+	return streamInto(func(w io.Writer) error {
+		_, err := p.WriteTo(w)
+		return err
+	}, func(r io.ReadSeeker) (string, error) {
+		return s.WriteACI(r, fi)
+	})
+}
+
+// streamInto runs write in a goroutine, into a pipe that store (WriteACI,
+// or a Batch's Add) reads, and returns store's key. The converter's error
+// wins over the store's, as it says more.
+func streamInto(write func(io.Writer) error, store func(io.ReadSeeker) (string, error)) (string, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.WriteTo(pw)
+		err := write(pw)
 		pw.CloseWithError(err) // nil: EOF
 		done <- err
 	}()
-	key, err := s.WriteACI(&pipeReader{r: pr}, fi)
-	// Unblock the writer if WriteACI stopped early, then wait for it.
+	key, err := store(&pipeReader{r: pr})
+	// Unblock the writer if the store stopped early, then wait for it.
 	pr.CloseWithError(errStoreStopped)
 	werr := <-done
 	if werr != nil && !errors.Is(werr, errStoreStopped) {
-		return "", werr // the converter's error says more than the store's
+		return "", werr
 	}
 	if err != nil {
 		return "", err

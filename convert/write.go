@@ -98,8 +98,11 @@ func (c *Image) writeACI(out io.Writer, p *plan, m *schema.ImageManifest) error 
 	}
 	buf := make([]byte, copyBufferSize)
 	w := &aciWriter{tw: tw}
-	for i, l := range c.layers {
-		if err := c.copyLayer(w, i, l, p, buf); err != nil {
+	for i := range p.actions {
+		if p.sparse && len(p.actions[i]) == 0 {
+			continue
+		}
+		if err := c.copyLayer(w, i, c.layers[i], p, buf); err != nil {
 			return err
 		}
 	}

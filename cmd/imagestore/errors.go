@@ -69,3 +69,6 @@ func errorMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// errInUse is returned by rm for an image that other images depend on.
+var errInUse = errors.New("in use")

@@ -18,8 +18,9 @@ type importJSON struct {
 }
 
 type importedJSON struct {
-	File string `json:"file"`
-	Key  string `json:"key"`
+	File   string   `json:"file"`
+	Key    string   `json:"key"`
+	Layers []string `json:"layers,omitempty"` // --layers: the keys of the layers below Key, bottom first
 }
 
 // failedJSON is an argument that failed, in the --json output of the
@@ -55,14 +56,17 @@ unless --quiet. --json prints one JSON document: {"imported": [{"file",
 			out := importJSON{Imported: []importedJSON{}, Failed: []failedJSON{}}
 			err := a.withNewStore(func(s *store.Store) error {
 				return a.each("import", args, func(file string) error {
-					key, err := a.importFile(s, file, store.ACIFetchInfo{Latest: latest})
+					keys, err := a.importFile(s, file, store.ACIFetchInfo{Latest: latest})
 					if err != nil {
 						out.Failed = append(out.Failed, failedJSON{file, oneLine(errorMessage(err))})
 						return err
 					}
-					out.Imported = append(out.Imported, importedJSON{file, key})
+					top := len(keys) - 1
+					out.Imported = append(out.Imported, importedJSON{File: file, Key: keys[top], Layers: keys[:top]})
 					if !asJSON {
-						fmt.Fprintln(a.stdout, key)
+						for _, key := range keys {
+							fmt.Fprintln(a.stdout, key)
+						}
 					}
 					return nil
 				})
@@ -76,10 +80,11 @@ unless --quiet. --json prints one JSON document: {"imported": [{"file",
 	return cmd
 }
 
-// importFile writes one file ("-": standard input) into the store.
-func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (string, error) {
-	if key, ok, err := a.importImage(s, file, fi); ok {
-		return key, err
+// importFile writes one file ("-": standard input) into the store. It
+// returns the image's key, after its layers' with --layers.
+func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) ([]string, error) {
+	if keys, ok, err := a.importImage(s, file, fi); ok {
+		return keys, err
 	}
 	var (
 		in   *os.File
@@ -89,24 +94,24 @@ func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (st
 		name = "stdin"
 		f, cleanup, err := a.seekableStdin(s)
 		if err != nil {
-			return "", fmt.Errorf("import from standard input: %w", err)
+			return nil, fmt.Errorf("import from standard input: %w", err)
 		}
 		defer cleanup()
 		in = f
 	} else {
 		f, err := os.Open(file)
 		if err != nil {
-			return "", fmt.Errorf("import: %w", err)
+			return nil, fmt.Errorf("import: %w", err)
 		}
 		defer f.Close()
 		in = f
 	}
 	st, err := in.Stat()
 	if err != nil {
-		return "", fmt.Errorf("import %s: %w", name, err)
+		return nil, fmt.Errorf("import %s: %w", name, err)
 	}
 	if st.IsDir() {
-		return "", fmt.Errorf("import %s: is a directory: give an ACI file", name)
+		return nil, fmt.Errorf("import %s: is a directory: give an ACI file", name)
 	}
 
 	var r io.ReadSeeker = in
@@ -124,9 +129,9 @@ func (a *app) importFile(s *store.Store, file string, fi store.ACIFetchInfo) (st
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("import %s: %w", name, err)
+		return nil, fmt.Errorf("import %s: %w", name, err)
 	}
-	return key, nil
+	return []string{key}, nil
 }
 
 // seekableStdin returns standard input as a file that WriteACI can seek:

@@ -25,6 +25,7 @@ import (
 // convert): the --image flag and the help text.
 func (a *app) addImageFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.image, "image", "", "with a docker or OCI input holding several images: the one to import, by reference as written in it or by sha256: digest")
+	cmd.Flags().BoolVar(&a.layers, "layers", false, "with a docker or OCI input: one ACI per layer, shared with other images on the same layers; prints every layer's key, the image's last")
 	cmd.Long += `
 
 A FILE may also be a docker or OCI image: a docker save archive (any
@@ -33,17 +34,26 @@ converted to an ACI (its layers flattened, its config mapped to an appc
 manifest as docker2aci did) and streamed into the store; the same image
 always gives the same key; "-" takes one from standard input too. When
 the input holds several images, --image selects one by reference
-("myuser/two:V2.0_rc1") or by sha256: digest.`
+("myuser/two:V2.0_rc1") or by sha256: digest.
+
+With --layers, a docker or OCI image becomes one ACI per layer, each
+depending on the one below (pinned by its hash), the image's config on
+the top one: images built on the same layers store them once. Every
+layer's key is printed, bottom first; the last line is the image's key.
+Rendering the image's key (render, extract) gives the same tree as the
+squashed import.`
 	cmd.Example += `
   docker save busybox:1.36 -o busybox.tar && imagestore import busybox.tar
   docker save busybox:1.36 | imagestore import -
-  imagestore import --image myuser/two:V2.0_rc1 images.tar`
+  imagestore import --image myuser/two:V2.0_rc1 images.tar
+  imagestore import --layers busybox.tar`
 }
 
 // importImage imports file ("-": standard input) when it is a docker or
 // OCI image; handled is false when it is not (an ACI, or something
 // WriteACI will judge).
-func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (key string, handled bool, err error) {
+// keys holds one key, or with --layers every layer's, the image's last.
+func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (keys []string, handled bool, err error) {
 	if file == "-" {
 		return a.importImageStdin(s, fi)
 	}
@@ -55,7 +65,7 @@ func (a *app) importImage(s *store.Store, file string, fi store.ACIFetchInfo) (k
 // temp file in the store; when it holds an ACI after all, that copy
 // becomes the standard input importFile reads (it would have made the
 // same copy), unlinked so that nothing is left behind.
-func (a *app) importImageStdin(s *store.Store, fi store.ACIFetchInfo) (string, bool, error) {
+func (a *app) importImageStdin(s *store.Store, fi store.ACIFetchInfo) ([]string, bool, error) {
 	if f, ok := a.stdin.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			if pos, err := f.Seek(0, io.SeekCurrent); err == nil && pos == 0 {
@@ -67,37 +77,37 @@ func (a *app) importImageStdin(s *store.Store, fi store.ACIFetchInfo) (string, b
 	}
 	tmp, err := a.spoolStdin(s)
 	if err != nil {
-		return "", true, fmt.Errorf("import from standard input: %w", err)
+		return nil, true, fmt.Errorf("import from standard input: %w", err)
 	}
-	key, handled, err := a.importImagePath(s, tmp.Name(), "stdin", fi)
+	keys, handled, err := a.importImagePath(s, tmp.Name(), "stdin", fi)
 	os.Remove(tmp.Name())
 	if handled {
 		tmp.Close()
-		return key, true, err
+		return keys, true, err
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		tmp.Close()
-		return "", true, fmt.Errorf("import from standard input: %w", err)
+		return nil, true, fmt.Errorf("import from standard input: %w", err)
 	}
 	a.stdin = tmp // closed by its finalizer with the app
-	return "", false, nil
+	return nil, false, nil
 }
 
 // importImagePath imports the file or directory at file, named display in
 // messages.
-func (a *app) importImagePath(s *store.Store, file, display string, fi store.ACIFetchInfo) (key string, handled bool, err error) {
+func (a *app) importImagePath(s *store.Store, file, display string, fi store.ACIFetchInfo) (keys []string, handled bool, err error) {
 	st, err := os.Stat(file)
 	if err != nil {
-		return "", false, nil // importFile says what is wrong
+		return nil, false, nil // importFile says what is wrong
 	}
 	name := file
 	if !st.IsDir() {
 		tmp, cleanup, compressed, err := a.decompressArchive(s, file, display)
 		switch {
 		case err != nil:
-			return "", true, fmt.Errorf("import %s: %w", display, err)
+			return nil, true, fmt.Errorf("import %s: %w", display, err)
 		case compressed && tmp == "":
-			return "", false, nil // a compressed ACI: WriteACI reads those itself
+			return nil, false, nil // a compressed ACI: WriteACI reads those itself
 		case compressed:
 			defer cleanup()
 			name = tmp
@@ -106,12 +116,12 @@ func (a *app) importImagePath(s *store.Store, file, display string, fi store.ACI
 	src, err := convert.Open(name)
 	if errors.Is(err, convert.ErrUnknownFormat) {
 		if st.IsDir() {
-			return "", true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", display)
+			return nil, true, fmt.Errorf("import %s: is a directory: give an ACI file, a docker or OCI archive, or an OCI image layout directory", display)
 		}
-		return "", false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", display, err)
+		return nil, true, fmt.Errorf("import %s: %w", display, err)
 	}
 	defer src.Close()
 	im, err := src.Image(a.image)
@@ -121,22 +131,28 @@ func (a *app) importImagePath(s *store.Store, file, display string, fi store.ACI
 		for _, i := range several.Images {
 			list = append(list, i.String())
 		}
-		return "", true, usagef("import %s: it holds %d images: select one with --image REF or --image sha256:DIGEST: %s",
+		return nil, true, usagef("import %s: it holds %d images: select one with --image REF or --image sha256:DIGEST: %s",
 			display, len(several.Images), strings.Join(list, "; "))
 	}
 	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", display, err)
+		return nil, true, fmt.Errorf("import %s: %w", display, err)
 	}
 	if !a.quiet && isTerminal(a.stderr) {
 		bars := &layerBars{a: a}
 		im.Progress = bars.update
 		defer bars.done()
 	}
-	key, err = im.Import(s, fi)
-	if err != nil {
-		return "", true, fmt.Errorf("import %s: %w", display, err)
+	if a.layers {
+		keys, err = im.ImportLayers(s, fi)
+	} else {
+		var key string
+		key, err = im.Import(s, fi)
+		keys = []string{key}
 	}
-	return key, true, nil
+	if err != nil {
+		return nil, true, fmt.Errorf("import %s: %w", display, err)
+	}
+	return keys, true, nil
 }
 
 // layerBars draws one progress bar per layer and pass.

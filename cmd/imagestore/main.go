@@ -41,9 +41,10 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	dir   string // --dir
-	quiet bool   // --quiet
-	image string // import --image
+	dir    string // --dir
+	quiet  bool   // --quiet
+	image  string // import --image
+	layers bool   // import --layers
 }
 
 // run executes the command line args and returns the exit status. Errors

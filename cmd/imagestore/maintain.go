@@ -10,6 +10,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	store "github.com/imagestore/imagestore"
+	"github.com/imagestore/imagestore/convert"
 	"github.com/spf13/cobra"
 )
 
@@ -42,6 +43,10 @@ half-created temp files.
 It also removes the rendered trees (see 'imagestore render') whose image
 is gone, and partial trees that no render is writing.
 
+An unused image that a kept image depends on (a layer shared by images
+imported with 'import --layers', or any ACI named as a dependency) is
+kept, so that gc never breaks an image it keeps.
+
 An image another process is reading or writing is never removed; it is
 reported as in use and left for a later gc. Each removal is printed on
 standard output ("removed image KEY", "removed file PATH", "removed tree ID"; with --quiet
@@ -57,8 +62,14 @@ only KEY or PATH); --dry-run prints what would be removed ("would remove
 				return usagef("gc: --grace-period %v is negative: give a duration such as 24h or 0s", grace)
 			}
 			return a.withTreeStore(false, func(s *store.Store, ts *treestore.Store) error {
+				since := time.Now().Add(-grace)
+				keep, err := dependenciesOfKept(s, since)
+				if err != nil {
+					return fmt.Errorf("gc: %w", err)
+				}
 				rep, err := s.GC(store.GCOptions{
-					UnusedSince: time.Now().Add(-grace),
+					UnusedSince: since,
+					Keep:        keep,
 					Orphans:     orphans,
 					DryRun:      dryRun,
 				})
@@ -330,4 +341,23 @@ func gcTrees(ts *treestore.Store, dryRun bool) ([]string, error) {
 		return ts.GC()
 	}
 	return ts.Garbage()
+}
+
+// dependenciesOfKept reports the images that the images gc keeps (used
+// since since) depend on, directly or not.
+func dependenciesOfKept(s *store.Store, since time.Time) (func(string) bool, error) {
+	infos, err := s.GetAllACIInfos(nil, false)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, info := range infos {
+		used[info.BlobKey] = !info.LastUsed.Before(since)
+	}
+	g, err := convert.LoadDependencies(s)
+	if err != nil {
+		return nil, err
+	}
+	needed := g.Needed(func(k string) bool { return used[k] })
+	return func(k string) bool { return needed[k] }, nil
 }
