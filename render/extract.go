@@ -546,10 +546,12 @@ func (x *extractor) mknod(rel string, hdr *tar.Header, kind uint32, dev uint64) 
 
 // mode is the permission bits to give an entry: setuid and setgid only
 // when running as root (files then belong to the image's owners).
-func (x *extractor) mode(hdr *tar.Header) fs.FileMode {
+func (x *extractor) mode(hdr *tar.Header) fs.FileMode { return entryMode(hdr, x.asRoot) }
+
+func entryMode(hdr *tar.Header, asRoot bool) fs.FileMode {
 	m := hdr.FileInfo().Mode()
 	keep := fs.ModePerm | fs.ModeSticky
-	if x.asRoot {
+	if asRoot {
 		keep |= fs.ModeSetuid | fs.ModeSetgid
 	}
 	return m & keep

@@ -378,8 +378,7 @@ func intoNewDir(dir string, write func(tmp string) (*tar.Header, error)) (err er
 			return err
 		}
 	}
-	x := extractor{asRoot: asRoot}
-	if err := os.Chmod(tmp, x.mode(hdr)); err != nil {
+	if err := os.Chmod(tmp, entryMode(hdr, asRoot)); err != nil {
 		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
